@@ -1,0 +1,3 @@
+"""Engram: an open memory store for foundation models."""
+
+__version__ = "0.1.0"

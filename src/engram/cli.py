@@ -1,0 +1,341 @@
+"""The ``engram`` command line. ``engram COMMAND --help`` documents each command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engram.errors import EngramError
+
+EPILOG = "The store is --store, else $ENGRAM_STORE, else ./engram.db."
+
+
+def _store(args: argparse.Namespace) -> str:
+    return args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
+
+
+def _memory(args: argparse.Namespace, **options: Any):
+    from engram.memory import Memory
+
+    if getattr(args, "threads", None):
+        options["threads"] = args.threads
+    if getattr(args, "embedder", None):
+        options["embedder"] = args.embedder
+    return Memory(_store(args), **options)
+
+
+def _meta(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EngramError(f"--meta takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _where(clauses: list[str] | None) -> dict[str, Any] | None:
+    from engram.store.filters import parse_where
+
+    parsed = [parse_where(c) for c in clauses or []]
+    parsed = [p for p in parsed if p]
+    if not parsed:
+        return None
+    return parsed[0] if len(parsed) == 1 else {"$and": parsed}
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from engram.ingest import load_stream
+
+    options: dict[str, Any] = {"max_file_mb": args.max_file_mb}
+    if args.chunk_tokens:
+        options["chunk_tokens"] = args.chunk_tokens
+    with _memory(args, **options) as mem:
+        items: list[Any] = []
+        for p in args.paths:
+            if p == "-":
+                stream = sys.stdin.buffer
+                items.extend(load_stream(stream, name="stdin", format=args.format or "text"))
+            else:
+                path = Path(p)
+                if not path.exists():
+                    raise EngramError(f"{p}: no such file or folder")
+                items.append(path)
+        report = mem.add(
+            items,
+            namespace=args.namespace,
+            metadata=_meta(args.meta),
+            progress=not args.quiet and sys.stderr.isatty(),
+            on_error="skip",
+        )
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(
+            f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+            f"empty {report.empty}; {report.chunks} chunks ({report.embedded} embedded)"
+        )
+        for err in report.errors:
+            print(f"skipped: {err}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def _snippet(text: str, width: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        hits = mem.search(
+            args.query,
+            k=args.k,
+            mode=args.mode,
+            where=_where(args.where),
+            namespace=args.namespace,
+            alpha=args.alpha,
+            fusion=args.fusion,
+            with_vectors=args.clusters,
+        )
+        clusters = None
+        if args.clusters:
+            from engram.cluster import cluster_hits
+
+            clusters = cluster_hits(hits)
+    if args.json:
+        if clusters is not None:
+            _print_json(
+                [
+                    {
+                        "label": c.label,
+                        "keywords": c.keywords,
+                        "score": c.score,
+                        "hits": [h.to_dict(args.explain) for h in c.hits],
+                    }
+                    for c in clusters
+                ]
+            )
+        else:
+            _print_json([h.to_dict(with_scores=args.explain) for h in hits])
+        return 0
+    if not hits:
+        print("no results")
+        return 0
+    groups = [(c.label, c.hits) for c in clusters] if clusters is not None else [(None, hits)]
+    for label, group in groups:
+        if label is not None:
+            print(f"== {label}")
+        for h in group:
+            print(f"[{h.id}] {h.score:.4f}  {h.source or h.doc_id}")
+            print(f"    {_snippet(h.text)}")
+            if args.explain:
+                print("    " + "  ".join(f"{k}={v:.4g}" for k, v in h.scores.items()))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    where = _where(args.where)
+    if not args.ids and not where and not args.chunk:
+        raise EngramError("delete needs document ids, --chunk ids or --where FILTER")
+    with _memory(args) as mem:
+        n = mem.delete(
+            args.ids or None,
+            where=where,
+            namespace=args.namespace,
+            chunk_ids=args.chunk or None,
+            reason=args.reason,
+        )
+    print(f"deleted {n} chunks")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        stats = mem.stats()
+        stats["namespaces"] = mem.namespaces()
+    if args.json:
+        _print_json(stats)
+    else:
+        for key, value in stats.items():
+            if key == "namespaces":
+                for ns in value:
+                    print(
+                        f"namespace {ns['name']}: {ns['documents']} documents, "
+                        f"{ns['chunks']} chunks"
+                    )
+            else:
+                print(f"{key}: {value}")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        counts = mem.reindex()
+    print(", ".join(f"{k}: {v} chunks" for k, v in counts.items()))
+    return 0
+
+
+def cmd_namespaces(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        rows = mem.namespaces()
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']}\t{r['documents']} documents\t{r['chunks']} chunks")
+    return 0
+
+
+def cmd_eval_beir(args: argparse.Namespace) -> int:
+    from engram.evaluate.beir import evaluate_beir
+
+    modes = ("keyword", "vector", "hybrid") if args.mode == "all" else (args.mode,)
+    options: dict[str, Any] = {}
+    if args.threads:
+        options["threads"] = args.threads
+    if args.fusion:
+        options["fusion"] = args.fusion
+    if args.alpha is not None:
+        options["alpha"] = args.alpha
+    if args.chunk_tokens:
+        options["chunk_tokens"] = args.chunk_tokens
+    results = evaluate_beir(
+        args.folder,
+        split=args.split,
+        modes=modes,
+        store=args.keep_store,
+        limit=args.limit,
+        progress=sys.stderr.isatty(),
+        **options,
+    )
+    if args.json:
+        _print_json(results[0] if len(results) == 1 else results)
+    else:
+        print(f"{'mode':8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7}  queries")
+        for r in results:
+            print(
+                f"{r['mode']:8} {r['ndcg@10']:8.4f} {r['recall@10']:7.4f} "
+                f"{r['recall@100']:7.4f} {r['mrr@10']:7.4f}  {r['queries']}"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="engram", description=__doc__, epilog=EPILOG)
+    p.add_argument("--store", help="store path (default: $ENGRAM_STORE or ./engram.db)")
+    p.add_argument("--threads", type=int, help="threads for local models (default 1)")
+    p.add_argument(
+        "--embedder",
+        choices=["local", "onnx", "openai"],
+        help="embedding model (default local all-MiniLM-L6-v2)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("add", help="add files, folders or stdin (-) to memory")
+    a.add_argument("paths", nargs="+", metavar="PATH")
+    a.add_argument("--namespace", default="default")
+    a.add_argument(
+        "--meta",
+        action="append",
+        metavar="KEY=VALUE",
+        help="metadata for every document (repeatable; values parsed as JSON)",
+    )
+    a.add_argument(
+        "--format",
+        choices=["text", "md", "html", "json", "jsonl", "csv"],
+        help="format of stdin (default text)",
+    )
+    a.add_argument("--max-file-mb", type=float, default=20.0, help="refuse larger files")
+    a.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default 200)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.set_defaults(func=cmd_add)
+
+    s = sub.add_parser("search", help="recall chunks for a query")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default=None)
+    s.add_argument(
+        "--where",
+        action="append",
+        metavar="FILTER",
+        help="filter: JSON, or key=value / key>=n / key~text joined by 'and'",
+    )
+    s.add_argument("--namespace", help="namespace (default 'default'; '*' for all)")
+    s.add_argument("--alpha", type=float, help="vector weight in fusion, 0..1 (default 0.5)")
+    s.add_argument("--fusion", choices=["blend", "rrf"])
+    s.add_argument("--clusters", action="store_true", help="group hits into labelled clusters")
+    s.add_argument("--explain", action="store_true", help="show every stage's scores")
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {id, score, text, metadata, source, ...}",
+    )
+    s.set_defaults(func=cmd_search)
+
+    d = sub.add_parser("delete", help="delete documents by id or filter")
+    d.add_argument("ids", nargs="*", metavar="DOC_ID")
+    d.add_argument("--where", action="append", metavar="FILTER")
+    d.add_argument("--chunk", type=int, action="append", metavar="CHUNK_ID")
+    d.add_argument("--namespace", default="default")
+    d.add_argument("--reason", default="", help="recorded in the audit log")
+    d.set_defaults(func=cmd_delete)
+
+    st = sub.add_parser("stats", help="counts, sizes, model and index state")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_stats)
+
+    r = sub.add_parser("reindex", help="rebuild the keyword and vector indexes from the store")
+    r.set_defaults(func=cmd_reindex)
+
+    n = sub.add_parser("namespaces", help="list namespaces")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_namespaces)
+
+    e = sub.add_parser("eval", help="evaluate retrieval or answers")
+    esub = e.add_subparsers(dest="eval_command", required=True, metavar="SUITE")
+    b = esub.add_parser("beir", help="nDCG@10, recall@10/100, MRR@10 on a BEIR folder")
+    b.add_argument("folder")
+    b.add_argument("--split", default="test")
+    b.add_argument("--mode", choices=["hybrid", "keyword", "vector", "all"], default="hybrid")
+    b.add_argument("--fusion", choices=["blend", "rrf"])
+    b.add_argument("--alpha", type=float)
+    b.add_argument("--chunk-tokens", type=int)
+    b.add_argument("--limit", type=int, help="evaluate only the first N queries")
+    b.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_eval_beir)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EngramError as exc:
+        print(f"engram: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "engram: interrupted; committed documents are kept, re-run to resume", file=sys.stderr
+        )
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

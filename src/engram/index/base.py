@@ -1,0 +1,183 @@
+"""Derived indexes: immutable segments on disk, a manifest, and catch-up from the changelog.
+
+Layout of one index folder::
+
+    segments/<name>.*     immutable segment files, written once
+    manifest-<n>.json     which segments, the tombstones file, and the last change applied
+    CURRENT               the name of the live manifest, replaced atomically
+
+A save writes new segment files and a new manifest, then swaps ``CURRENT`` with
+``os.replace``: a crash at any moment leaves the previous manifest intact. Losing the whole
+folder loses nothing: the index is rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def mask_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Boolean mask over sorted ``ids``: True where the id is in sorted ``wanted``."""
+    mask = np.zeros(len(ids), dtype=bool)
+    if len(ids) and len(wanted):
+        pos = np.searchsorted(ids, wanted)
+        ok = pos < len(ids)
+        pos, w = pos[ok], wanted[ok]
+        mask[pos[ids[pos] == w]] = True
+    return mask
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class SegmentedIndex:
+    """Base of the keyword and vector indexes. Subclasses hold segments of chunk ids."""
+
+    kind = "base"
+
+    def __init__(self, directory: str | Path | None):
+        self.directory = Path(directory) if directory else None
+        self.last_seq = 0
+        self.deleted: set[int] = set()
+        self.segments: list[Any] = []
+        self.segment_names: list[str] = []
+        self.dirty = False
+
+    # -- subclass hooks -------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """Settings that must match for saved files to be reused."""
+        return {}
+
+    def add(self, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        """Turn in-memory additions into an immutable segment."""
+
+    def _save_segment(self, segment: Any, stem: Path) -> None:
+        raise NotImplementedError
+
+    def _load_segment(self, stem: Path) -> Any:
+        raise NotImplementedError
+
+    def _save_extra(self, version_dir: Path, name: str) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, version_dir: Path, manifest: dict[str, Any]) -> None:
+        pass
+
+    def size(self) -> int:
+        """Rows held, deleted ones included."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.last_seq = 0
+        self.deleted = set()
+        self.segments = []
+        self.segment_names = []
+        self.dirty = True
+
+    # -- deletes --------------------------------------------------------------------------
+    def remove(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.deleted.update(int(i) for i in ids)
+            self._on_remove(np.array(sorted(set(ids)), dtype=np.int64))
+            self.dirty = True
+
+    def _on_remove(self, ids: np.ndarray) -> None:
+        """Update per-segment alive masks."""
+
+    def deleted_share(self) -> float:
+        n = self.size()
+        return len(self.deleted) / n if n else 0.0
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self) -> None:
+        """Persist atomically (new segment files + manifest, then swap CURRENT)."""
+        if self.directory is None or not self.dirty:
+            return
+        self.freeze()
+        seg_dir = self.directory / "segments"
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        for i, seg in enumerate(self.segments):
+            if self.segment_names[i] is None:
+                name = f"{self.kind}-{uuid.uuid4().hex[:12]}"
+                self._save_segment(seg, seg_dir / name)
+                self.segment_names[i] = name
+        tag = uuid.uuid4().hex[:8]
+        tomb = f"deleted-{tag}.npy"
+        np.save(seg_dir / tomb, np.array(sorted(self.deleted), dtype=np.int64))
+        manifest = {
+            "kind": self.kind,
+            "format": 1,
+            "params": self.params(),
+            "last_seq": self.last_seq,
+            "segments": self.segment_names,
+            "deleted": tomb,
+            **self._save_extra(seg_dir, tag),
+        }
+        name = f"manifest-{tag}.json"
+        _fsync_write(self.directory / name, json.dumps(manifest).encode())
+        _fsync_write(self.directory / "CURRENT.tmp", name.encode())
+        os.replace(self.directory / "CURRENT.tmp", self.directory / "CURRENT")
+        self.dirty = False
+        self._collect_garbage(manifest, name)
+
+    def _collect_garbage(self, manifest: dict[str, Any], current: str) -> None:
+        keep = set(manifest["segments"]) | {Path(manifest["deleted"]).stem}
+        keep |= {Path(v).stem for k, v in manifest.items() if k.startswith("file_")}
+        for path in (self.directory / "segments").iterdir():
+            if path.name.split(".")[0] not in keep:
+                path.unlink(missing_ok=True)
+        for path in self.directory.glob("manifest-*.json"):
+            if path.name != current:
+                path.unlink(missing_ok=True)
+
+    def load(self) -> bool:
+        """Load the saved state; False (and an empty index) when missing, stale or corrupt."""
+        self.reset()
+        self.dirty = False
+        if self.directory is None or not (self.directory / "CURRENT").exists():
+            return False
+        try:
+            name = (self.directory / "CURRENT").read_text().strip()
+            manifest = json.loads((self.directory / name).read_text())
+            if manifest.get("kind") != self.kind or manifest.get("params") != self.params():
+                log.info("%s index settings changed; rebuilding", self.kind)
+                return False
+            seg_dir = self.directory / "segments"
+            self.segments = [self._load_segment(seg_dir / s) for s in manifest["segments"]]
+            self.segment_names = list(manifest["segments"])
+            deleted = np.load(seg_dir / manifest["deleted"])
+            self.deleted = set(deleted.tolist())
+            self._on_remove(deleted)
+            self._load_extra(seg_dir, manifest)
+            self.last_seq = int(manifest["last_seq"])
+            return True
+        except Exception as exc:  # any damage means: rebuild from the store
+            log.warning(
+                "%s index at %s unreadable (%s); rebuilding", self.kind, self.directory, exc
+            )
+            self.reset()
+            return False
+
+    def destroy(self) -> None:
+        """Remove the files; the next open rebuilds from the store."""
+        self.reset()
+        if self.directory is not None and self.directory.exists():
+            shutil.rmtree(self.directory)

@@ -1,0 +1,528 @@
+"""The facade: ``Memory(path).add / search / delete / reindex``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engram.config import Config
+from engram.embed import Embedder, create_embedder
+from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
+from engram.index.base import SegmentedIndex
+from engram.index.keyword import KeywordIndex
+from engram.index.vector import FlatVectorIndex
+from engram.recall.fusion import FUSIONS, blend, rrf
+from engram.store.base import ChunkRecord
+from engram.store.filters import parse_where
+from engram.store.sqlite import SQLiteStore
+from engram.types import Document, Hit
+
+log = logging.getLogger(__name__)
+DEFAULT_NAMESPACE = "default"
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
+MODES = ("hybrid", "keyword", "vector")
+
+
+def check_namespace(name: str) -> str:
+    if not isinstance(name, str) or not _NAMESPACE.match(name):
+        raise NamespaceError(
+            f"invalid namespace {name!r}: 1-128 characters, letters, digits and _ . : @ -, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def content_hash(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@dataclass
+class AddReport:
+    """What an ``add`` did: documents added, updated, unchanged, skipped (with errors)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    empty: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Memory:
+    """An embedded memory store: SQL rows plus derived keyword and vector indexes.
+
+    ``path`` is a SQLite file (created if missing); index files live in ``<path>.index/``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "engram.db",
+        *,
+        embedder: str | Embedder | None = None,
+        config: Config | None = None,
+        **options: Any,
+    ):
+        self.config = (config or Config()).replace(**options) if options else (config or Config())
+        if self.config.mode not in MODES:
+            raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
+        self.path = str(path)
+        self.store = SQLiteStore(self.path)
+        self._embedder_spec = embedder if embedder is not None else self.config.embedder
+        self._embedder: Embedder | None = None
+        index_dir = Path(self.path + ".index")
+        self.keyword = KeywordIndex(
+            index_dir / "keyword",
+            k1=self.config.bm25_k1,
+            b=self.config.bm25_b,
+            language=self.config.language,
+        )
+        dim = self.store.get_setting("embedding_dim")
+        self.vector = FlatVectorIndex(index_dir / "vector", dim=int(dim) if dim else None)
+        self._unsaved = 0
+        for index in self.indexes:
+            index.load()
+        self.sync()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def indexes(self) -> list[SegmentedIndex]:
+        return [self.keyword, self.vector]
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save the indexes and close the store."""
+        with suppress(Exception):
+            self.save()
+        self.store.close()
+
+    def save(self) -> None:
+        for index in self.indexes:
+            index.save()
+        self._unsaved = 0
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            spec = self._embedder_spec
+            opts = dict(self.config.embedder_options)
+            if isinstance(spec, str) and spec in ("local", "onnx") and self.config.threads:
+                opts.setdefault("threads", self.config.threads)
+            self._embedder = create_embedder(spec, **opts)
+        return self._embedder
+
+    def _check_embedder(self) -> Embedder:
+        emb = self.embedder
+        model = self.store.get_setting("embedding_model")
+        if model is None:
+            self.store.set_setting("embedding_model", emb.model_id)
+            self.store.set_setting("embedding_dim", str(emb.dim))
+            self.vector.dim = emb.dim
+        elif model != emb.model_id or int(self.store.get_setting("embedding_dim")) != emb.dim:
+            raise EmbeddingMismatchError(
+                f"{self.path} holds vectors of {model} "
+                f"({self.store.get_setting('embedding_dim')} dims), but this Memory embeds with "
+                f"{emb.model_id} ({emb.dim} dims). Open it with the same embedder, or add into a "
+                "new store."
+            )
+        return emb
+
+    # -- derived indexes ------------------------------------------------------------------
+    def sync(self) -> int:
+        """Bring every index up to the store's changelog; returns changes applied."""
+        applied = 0
+        head = self.store.max_seq()
+        for index in self.indexes:
+            if index.last_seq > head:  # the store was replaced under the index
+                index.reset()
+            if index.last_seq == 0 and head > 0 and index.size() == 0:
+                applied += self._rebuild(index)
+                continue
+            while index.last_seq < head:
+                changes = self.store.changes_since(index.last_seq, limit=20_000)
+                if not changes:
+                    break
+                self._apply(index, changes)
+                applied += len(changes)
+        self._unsaved += applied
+        if self._unsaved >= self.config.save_every_changes:
+            self.save()
+        return applied
+
+    def _apply(self, index: SegmentedIndex, changes: list[tuple[int, str, int]]) -> None:
+        pending: dict[int, None] = {}
+        removed: list[int] = []
+        for _, op, cid in changes:
+            if op == "add":
+                pending[cid] = None
+            elif cid in pending:
+                del pending[cid]
+            else:
+                removed.append(cid)
+        index.remove(removed)
+        if pending:
+            ids = list(pending)
+            if isinstance(index, KeywordIndex):
+                texts = self.store.chunk_texts(ids)
+                index.add([(i, texts[i], None) for i in ids if i in texts])
+            else:
+                found, mat = self.store.chunk_vectors(ids)
+                self._check_index_dim(index, mat)
+                index.add([(int(i), "", v) for i, v in zip(found, mat, strict=True)])
+        index.last_seq = changes[-1][0]
+        index.dirty = True
+        if index.deleted_share() > self.config.compact_deleted_share and index.size() > 1000:
+            self._rebuild(index)
+
+    def _check_index_dim(self, index: SegmentedIndex, mat: np.ndarray) -> None:
+        if isinstance(index, FlatVectorIndex) and len(mat):
+            if index.dim is None:
+                index.dim = mat.shape[1]
+            elif mat.shape[1] != index.dim:
+                raise EmbeddingMismatchError(
+                    f"store holds {mat.shape[1]}-dim vectors, index expects {index.dim}"
+                )
+
+    def _rebuild(self, index: SegmentedIndex) -> int:
+        """Rebuild one index from a consistent snapshot of the store."""
+        index.reset()
+        n = 0
+        with self.store.lock:
+            self.store.conn.execute("BEGIN")
+            try:
+                head = self.store.max_seq()
+                for rows in self.store.iter_chunks():
+                    if isinstance(index, FlatVectorIndex):
+                        self._check_index_dim(index, np.vstack([r[2] for r in rows]))
+                    index.add(rows)
+                    n += len(rows)
+            finally:
+                self.store.conn.execute("COMMIT")
+        index.last_seq = head
+        index.dirty = True
+        index.freeze()
+        return n
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the keyword and vector indexes from the store and save them."""
+        counts = {}
+        for index in self.indexes:
+            counts[index.kind] = self._rebuild(index)
+            index.save()
+        return counts
+
+    # -- writes ---------------------------------------------------------------------------
+    def add(
+        self,
+        items: Any,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        metadata: dict[str, Any] | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+    ) -> AddReport:
+        """Add documents: text, dicts, ``Document``s, ``Path``s (files or folders), or a list.
+
+        Unchanged documents (same id and content) are skipped without embedding. Each document
+        is committed on its own, so an interrupted add resumes where it stopped.
+        """
+        from engram.ingest import load_path, load_records
+
+        check_namespace(namespace)
+        report = AddReport()
+
+        def skip(err: IngestError) -> None:
+            report.errors.append(str(err))
+
+        def documents() -> Iterator[Document]:
+            batch = items if isinstance(items, list | tuple) else [items]
+            for item in batch:
+                if isinstance(item, Path):
+                    yield from load_path(
+                        item,
+                        max_bytes=int(self.config.max_file_mb * 2**20),
+                        on_error=on_error,
+                        on_skip=skip,
+                    )
+                else:
+                    yield from load_records([item])
+
+        self.add_documents(
+            documents(), namespace=namespace, metadata=metadata, progress=progress, report=report
+        )
+        return report
+
+    def add_documents(
+        self,
+        docs: Iterable[Document],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        metadata: dict[str, Any] | None = None,
+        progress: bool = False,
+        report: AddReport | None = None,
+        created_at: float | None = None,
+    ) -> AddReport:
+        from engram.ingest import chunk_text
+
+        check_namespace(namespace)
+        report = report or AddReport()
+        emb = self._check_embedder()
+        limit = max(8, min(self.config.chunk_tokens, emb.max_tokens - 2))
+        overlap = min(self.config.chunk_overlap, limit // 2)
+        pending: list[tuple[Document, str, str, list]] = []
+        n_pending = 0
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(unit=" chunks", desc="embedding", leave=False)
+        try:
+            for doc in docs:
+                if metadata:
+                    doc.metadata = {**metadata, **doc.metadata}
+                if not doc.text or not doc.text.strip():
+                    report.empty += 1
+                    continue
+                meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
+                digest = content_hash(doc.text, doc.title, doc.source, meta)
+                key = doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+                if self.store.document_hash(namespace, key) == digest:
+                    report.unchanged += 1
+                    continue
+                chunks = chunk_text(
+                    doc.text, max_tokens=limit, overlap=overlap, count_tokens=emb.count_tokens
+                )
+                if not chunks:
+                    report.empty += 1
+                    continue
+                pending.append((doc, key, digest, chunks))
+                n_pending += len(chunks)
+                if n_pending >= self.config.embed_batch:
+                    self._flush(pending, namespace, emb, report, bar, created_at)
+                    pending, n_pending = [], 0
+        except IngestError:
+            # Keep the documents read before the bad input, then report it.
+            self._flush(pending, namespace, emb, report, bar, created_at)
+            raise
+        else:
+            self._flush(pending, namespace, emb, report, bar, created_at)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.sync()
+        return report
+
+    def _flush(
+        self,
+        pending: list,
+        namespace: str,
+        emb: Embedder,
+        report: AddReport,
+        bar: Any,
+        created_at: float | None,
+    ) -> None:
+        if not pending:
+            return
+        hashes = [content_hash(c.text) for _, _, _, chunks in pending for c in chunks]
+        cached = self.store.vectors_for_hashes(hashes, emb.model_id)
+        todo = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if todo:
+            texts = {content_hash(c.text): c.text for _, _, _, chunks in pending for c in chunks}
+            vecs = emb.embed([texts[h] for h in todo])
+            if vecs.shape != (len(todo), emb.dim):
+                raise EmbeddingMismatchError(
+                    f"embedder {emb.model_id} returned vectors of shape {vecs.shape}, "
+                    f"expected ({len(todo)}, {emb.dim})"
+                )
+            cached.update(zip(todo, vecs, strict=True))
+            report.embedded += len(todo)
+        for doc, key, digest, chunks in pending:
+            records = [
+                ChunkRecord(c, content_hash(c.text), cached[content_hash(c.text)]) for c in chunks
+            ]
+            result = self.store.write_document(
+                namespace, doc, key, digest, records, emb.model_id, created_at=created_at
+            )
+            if result.status == "added":
+                report.added += 1
+            elif result.status == "updated":
+                report.updated += 1
+            else:
+                report.unchanged += 1
+            report.chunks += len(result.added)
+            if bar is not None:
+                bar.update(len(chunks))
+
+    def delete(
+        self,
+        ids: str | Sequence[str] | None = None,
+        *,
+        where: Any = None,
+        namespace: str | None = DEFAULT_NAMESPACE,
+        chunk_ids: Sequence[int] | None = None,
+        reason: str = "",
+    ) -> int:
+        """Delete documents by id and/or filter (or single chunks); returns chunks removed."""
+        if isinstance(ids, str):
+            ids = [ids]
+        if namespace is not None:
+            self._known_namespaces([namespace])
+        n = self.store.delete(
+            namespace=namespace,
+            doc_keys=ids,
+            where=parse_where(where),
+            chunk_ids=chunk_ids,
+            reason=reason,
+        )
+        self.sync()
+        return n
+
+    # -- reads ----------------------------------------------------------------------------
+    def namespaces(self) -> list[dict[str, Any]]:
+        return self.store.namespaces()
+
+    def _known_namespaces(self, names: Sequence[str]) -> list[str]:
+        for name in names:
+            check_namespace(name)
+            if not self.store.namespace_exists(name):
+                known = [n["name"] for n in self.store.namespaces()]
+                raise NamespaceError(
+                    f"unknown namespace {name!r}; known: {', '.join(known) or '(none yet)'}"
+                )
+        return list(names)
+
+    def _resolve_namespaces(self, namespace: str | Sequence[str] | None) -> list[str] | None:
+        """``None`` -> the default namespace; ``"*"`` -> all; names must exist."""
+        if namespace == "*":
+            return None
+        names = (
+            [namespace or DEFAULT_NAMESPACE]
+            if namespace is None or isinstance(namespace, str)
+            else list(namespace)
+        )
+        if names == [DEFAULT_NAMESPACE] and self.store.max_seq() == 0:
+            return names  # an empty store: nothing to find, no error
+        return self._known_namespaces(names)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        emb = self._check_embedder()
+        return emb.embed([query])[0]
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str | None = None,
+        where: Any = None,
+        namespace: str | Sequence[str] | None = None,
+        *,
+        alpha: float | None = None,
+        fusion: str | None = None,
+        candidates: int | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """Hybrid (default), keyword or vector recall; filters apply inside each retriever.
+
+        Every hit carries each stage's scores in ``hit.scores`` (``keyword``, ``vector``,
+        their ranks, and ``fused``) to explain its place.
+        """
+        mode = mode or self.config.mode
+        if mode not in MODES:
+            raise EngramError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        fusion = fusion or self.config.fusion
+        if fusion not in FUSIONS:
+            raise EngramError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        alpha = self.config.alpha if alpha is None else alpha
+        if not 0.0 <= alpha <= 1.0:
+            raise EngramError(f"alpha must be between 0 and 1, got {alpha}")
+        if not isinstance(k, int) or k < 1:
+            raise EngramError(f"k must be a positive integer, got {k!r}")
+        namespaces = self._resolve_namespaces(namespace)
+        where = parse_where(where)
+        self.sync()
+        allowed = None
+        if (
+            where
+            or namespaces is not None
+            and (namespaces != [DEFAULT_NAMESPACE] or self.store.namespace_count() > 1)
+        ):
+            allowed = self.store.allowed_ids(namespaces, where)
+            if not len(allowed):
+                return []
+        n = max(k, candidates or self.config.candidates)
+        kw = self.keyword.search(query, n, allowed) if mode in ("hybrid", "keyword") else []
+        vec: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            vec = self.vector.search(self.embed_query(query), n, allowed)
+        if mode == "keyword":
+            fused = dict(kw)
+        elif mode == "vector":
+            fused = dict(vec)
+        elif fusion == "rrf":
+            fused = (
+                rrf([kw, vec], k=self.config.rrf_k, weights=[1 - alpha, alpha])
+                if alpha not in (0.0, 1.0)
+                else dict(kw if alpha == 0 else vec)
+            )
+        else:
+            fused = blend(kw, vec, alpha)
+        ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+        kw_rank = {cid: (r, s) for r, (cid, s) in enumerate(kw, 1)}
+        vec_rank = {cid: (r, s) for r, (cid, s) in enumerate(vec, 1)}
+        hits: list[Hit] = []
+        # Rows come from the store, so a chunk deleted after the index saw it is never returned.
+        for start in range(0, len(ranked), 4 * k):
+            part = ranked[start : start + 4 * k]
+            rows = self.store.hit_rows([cid for cid, _ in part])
+            for cid, score in part:
+                row = rows.get(cid)
+                if row is None:
+                    continue
+                scores = {"fused": score}
+                if cid in kw_rank:
+                    scores["keyword_rank"], scores["keyword"] = kw_rank[cid]
+                if cid in vec_rank:
+                    scores["vector_rank"], scores["vector"] = vec_rank[cid]
+                hits.append(Hit(id=cid, score=score, scores=scores, **row))
+                if len(hits) == k:
+                    break
+            if len(hits) == k:
+                break
+        if with_vectors and hits:
+            vectors = self.vector.vectors_for([h.id for h in hits])
+            for h in hits:
+                h.vector = vectors.get(h.id)
+        return hits
+
+    def get(self, chunk_ids: Sequence[int]) -> list[Hit]:
+        rows = self.store.hit_rows(chunk_ids)
+        return [Hit(id=i, score=0.0, **rows[i]) for i in chunk_ids if i in rows]
+
+    def stats(self) -> dict[str, Any]:
+        out = self.store.stats()
+        out["indexes"] = {
+            i.kind: {"rows": i.size(), "deleted": len(i.deleted), "last_change": i.last_seq}
+            for i in self.indexes
+        }
+        return out

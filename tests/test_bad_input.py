@@ -1,0 +1,81 @@
+"""Bad input gets a clear error (or is handled) and loses nothing already stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engram.errors import IngestError
+
+
+def _count(mem) -> int:
+    return mem.stats()["chunks"]
+
+
+def test_empty_file_is_handled(mem, tmp_path):
+    f = tmp_path / "empty.txt"
+    f.write_text("")
+    report = mem.add(f)
+    assert report.added == 0 and not report.errors
+    assert _count(mem) == 60
+
+
+def test_binary_file_is_refused(mem, tmp_path):
+    f = tmp_path / "blob.txt"
+    f.write_bytes(b"\x00\x01\x02binary\x00" * 100)
+    with pytest.raises(IngestError, match="binary"):
+        mem.add(f)
+    assert _count(mem) == 60
+
+
+def test_invalid_utf8_names_the_offset(mem, tmp_path):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("caf\u00e9 au lait".encode("latin-1"))
+    with pytest.raises(IngestError, match="UTF-8") as err:
+        mem.add(f)
+    assert "latin1.txt" in str(err.value)
+    assert _count(mem) == 60
+
+
+def test_malformed_jsonl_line_keeps_earlier_records(mem, tmp_path):
+    f = tmp_path / "records.jsonl"
+    f.write_text(
+        json.dumps({"id": "r1", "text": "First record about volcanoes."})
+        + "\n"
+        + "{not json\n"
+        + json.dumps({"id": "r3", "text": "Third record about glaciers."})
+        + "\n"
+    )
+    with pytest.raises(IngestError, match=":2"):
+        mem.add(f)
+    # the record before the bad line was kept; nothing older was lost
+    assert mem.search("volcanoes", mode="keyword")[0].doc_id == "r1"
+    assert _count(mem) == 61
+    # skipping mode reports the line and keeps going
+    report = mem.add(f, on_error="skip")
+    assert len(report.errors) == 1 and ":2" in report.errors[0]
+    assert mem.search("glaciers", mode="keyword")[0].doc_id == "r3"
+
+
+def test_huge_file_is_refused_with_the_limit(mem, tmp_path):
+    f = tmp_path / "huge.txt"
+    with open(f, "w") as out:
+        line = "A line of filler text about nothing in particular. " * 20 + "\n"
+        for _ in range(50 * 2**20 // len(line) + 1):
+            out.write(line)
+    assert f.stat().st_size >= 50 * 2**20
+    with pytest.raises(IngestError, match="max-file-mb"):
+        mem.add(f)
+    assert _count(mem) == 60
+
+
+def test_bad_file_in_a_folder_is_skipped_and_reported(mem, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\nPenguins huddle together to keep warm.")
+    (folder / "bad.txt").write_bytes(b"ok \xc3\x28 broken")
+    report = mem.add(Path(folder), on_error="skip")
+    assert report.added == 1 and len(report.errors) == 1 and "bad.txt" in report.errors[0]
+    assert mem.search("penguins", mode="keyword")[0].title == "Good"

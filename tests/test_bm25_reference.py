@@ -1,0 +1,101 @@
+"""Keyword ranking agrees with an independent BM25 implementation (bm25s, Lucene variant)."""
+
+from __future__ import annotations
+
+import random
+
+import bm25s
+import numpy as np
+import pytest
+
+from engram.index.analyzer import analyze
+from engram.index.keyword import KeywordIndex
+
+WORDS = [
+    "river",
+    "bank",
+    "money",
+    "loan",
+    "water",
+    "fish",
+    "boat",
+    "bridge",
+    "city",
+    "tower",
+    "light",
+    "house",
+    "garden",
+    "flower",
+    "tree",
+    "root",
+    "leaf",
+    "stone",
+    "wall",
+    "castle",
+    "king",
+    "queen",
+    "court",
+    "law",
+    "judge",
+    "trial",
+    "witness",
+    "paper",
+    "ink",
+    "letter",
+    "poem",
+    "song",
+    "music",
+    "drum",
+    "violin",
+    "piano",
+]
+
+
+def make_corpus(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    weights = [1 / (i + 1) for i in range(len(WORDS))]  # Zipf-like
+    return [" ".join(rng.choices(WORDS, weights, k=rng.randint(3, 40))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_scores_match_bm25s(seed):
+    k1, b = 0.9, 0.4
+    docs = make_corpus(300, seed)
+    ours = KeywordIndex(None, k1=k1, b=b, memtable_docs=97)  # several segments and a merge
+    ours.add([(i + 1, text, None) for i, text in enumerate(docs)])
+    ref = bm25s.BM25(k1=k1, b=b, method="lucene")
+    ref.index([analyze(d) for d in docs], show_progress=False)
+    rng = random.Random(seed + 100)
+    for _ in range(25):
+        query = " ".join(rng.sample(WORDS, rng.randint(1, 4)))
+        expected = ref.get_scores(analyze(query))
+        got = dict(ours.search(query, k=len(docs)))
+        mine = np.array([got.get(i + 1, 0.0) for i in range(len(docs))])
+        # bm25s leaves out the constant (k1 + 1) factor, which does not change rankings
+        np.testing.assert_allclose(mine, expected * (k1 + 1), rtol=1e-4, atol=1e-5)
+        top_ref = [i + 1 for i in np.argsort(-expected, kind="stable")[:10] if expected[i] > 0]
+        top_ours = [cid for cid, _ in ours.search(query, k=10)]
+        assert [round(got[c], 4) for c in top_ours] == [
+            round(expected[c - 1] * (k1 + 1), 4) for c in top_ref
+        ]
+
+
+def test_deleted_and_filtered_documents_are_skipped():
+    idx = KeywordIndex(None)
+    idx.add([(1, "apple pie", None), (2, "apple tart", None), (3, "apple juice", None)])
+    idx.remove([2])
+    assert [c for c, _ in idx.search("apple", k=10)] in ([1, 3], [3, 1])
+    assert [c for c, _ in idx.search("apple", k=10, allowed=np.array([3]))] == [3]
+
+
+def test_saved_index_scores_like_the_live_one(tmp_path):
+    docs = make_corpus(200, 7)
+    idx = KeywordIndex(tmp_path / "kw", memtable_docs=64)
+    idx.add([(i + 1, d, None) for i, d in enumerate(docs)])
+    idx.remove([5, 6])
+    idx.last_seq = 202
+    idx.save()
+    again = KeywordIndex(tmp_path / "kw")
+    assert again.load() and again.last_seq == 202
+    for q in ("river bank", "queen court law", "violin"):
+        assert again.search(q, k=20) == idx.search(q, k=20)
