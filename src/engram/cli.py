@@ -18,9 +18,11 @@ def _store(args: argparse.Namespace) -> str:
     return args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
 
 
-def _memory(args: argparse.Namespace, **options: Any):
+def _memory(args: argparse.Namespace, generator: str | None = None, **options: Any):
     from engram.memory import Memory
 
+    if generator:
+        options["generator"] = generator
     if getattr(args, "threads", None):
         options["threads"] = args.threads
     if getattr(args, "embedder", None):
@@ -232,6 +234,120 @@ def cmd_eval_beir(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_answer_sources(answer: Any) -> None:
+    if answer.no_answer:
+        return
+    if answer.citations:
+        note = " (attributed by overlap: the model did not cite)" if answer.attributed else ""
+        print(f"\nSources{note}:")
+        for s in answer.citations:
+            print(
+                f"  [{s.number}] {s.hit.source or s.hit.doc_id} (chunk {s.hit.id}): "
+                f"{_snippet(s.hit.text, 120)}"
+            )
+    else:
+        print("\n(no source supports this answer: treat it with care)")
+    if answer.unknown_citations:
+        print(f"  removed citations of unknown sources: {answer.unknown_citations}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    persona = Path(args.persona).read_text(encoding="utf-8") if args.persona else None
+    options: dict[str, Any] = {}
+    if args.max_tokens:
+        options["answer_max_tokens"] = args.max_tokens
+    with _memory(args, generator=args.generator, **options) as mem:
+        stream = not args.json and not args.show_prompt
+
+        def write(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        answer = mem.ask(
+            args.question,
+            k=args.k,
+            namespace=args.namespace,
+            where=_where(args.where),
+            persona=persona,
+            on_token=write if stream else None,
+            prompt_only=args.show_prompt,
+        )
+    if args.show_prompt:
+        print(
+            answer.prompt.text
+            if answer.prompt
+            else "(no evidence recalled: the model would not be called)"
+        )
+        return 0
+    if args.json:
+        _print_json(answer.to_dict())
+        return 0
+    if answer.raw != answer.answer and not answer.no_answer:
+        print(f"\n\nAnswer (checked): {answer.answer}")
+    else:
+        print()
+    _print_answer_sources(answer)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engram.samples import load_samples, sample_questions
+
+    with _memory(args) as mem:
+        report = mem.add(load_samples())
+        print(
+            f"Sample corpus: {report.added} added, {report.unchanged} unchanged, "
+            f"{mem.stats()['chunks']} chunks in {mem.path}\n"
+        )
+        questions = sample_questions()
+        print(f"== Hybrid search: {questions[0]}")
+        for h in mem.search(questions[0], k=3):
+            print(
+                f"  {h.score:.3f}  kw={h.scores.get('keyword', 0):.2f} "
+                f"vec={h.scores.get('vector', 0):.2f}  {h.title}: {_snippet(h.text, 90)}"
+            )
+        print(f"\n== Filtered search (year>=2024): {questions[1]}")
+        for h in mem.search(questions[1], k=3, where={"year": {"$gte": 2024}}):
+            print(f"  {h.score:.3f}  [{h.metadata.get('year')}] {h.title}")
+        if args.no_answers:
+            return 0
+        for q in questions[: args.questions] + questions[-1:]:
+            print(f"\n== Q: {q}\nA: ", end="", flush=True)
+            answer = mem.ask(q, on_token=lambda p: print(p, end="", flush=True))
+            print()
+            _print_answer_sources(answer)
+    return 0
+
+
+def cmd_eval_qa(args: argparse.Namespace) -> int:
+    from engram.evaluate.qa import evaluate_qa
+
+    modes = ("memory", "closed-book") if args.mode == "both" else (args.mode,)
+    options: dict[str, Any] = {}
+    if args.threads:
+        options["threads"] = args.threads
+    progress = (lambda m: print(f"\r{m}", end="", file=sys.stderr)) if sys.stderr.isatty() else None
+    results = evaluate_qa(
+        args.file,
+        modes=modes,
+        limit=args.limit,
+        store=args.keep_store,
+        seed=args.seed,
+        progress=progress,
+        **options,
+    )
+    if args.json:
+        _print_json(results[0] if len(results) == 1 else results)
+    else:
+        print(f"{'mode':12} {'R@1':>6} {'R@5':>6} {'EM':>6} {'F1':>6}  questions")
+        for r in results:
+            print(
+                f"{r['mode']:12} {r['recall@1']:6.3f} {r['recall@5']:6.3f} "
+                f"{r['exact_match']:6.3f} {r['f1']:6.3f}  {r['questions']}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engram", description=__doc__, epilog=EPILOG)
     p.add_argument("--store", help="store path (default: $ENGRAM_STORE or ./engram.db)")
@@ -304,6 +420,32 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--json", action="store_true")
     n.set_defaults(func=cmd_namespaces)
 
+    q = sub.add_parser("ask", help="answer a question from memory, citing sources")
+    q.add_argument("question")
+    q.add_argument("--k", type=int, help="hits recalled as evidence (default 6)")
+    q.add_argument("--namespace", help="namespace (default 'default'; '*' for all)")
+    q.add_argument("--where", action="append", metavar="FILTER")
+    q.add_argument(
+        "--generator",
+        choices=["local", "llamacpp", "openai"],
+        help="model (default local SmolLM2-135M-Instruct; openai reads "
+        "ENGRAM_LLM_BASE_URL, ENGRAM_LLM_MODEL, ENGRAM_LLM_API_KEY)",
+    )
+    q.add_argument("--persona", metavar="FILE", help="a persona/system block to add")
+    q.add_argument("--max-tokens", type=int, help="answer length limit (default 128)")
+    q.add_argument("--show-prompt", action="store_true", help="print the exact prompt, no answer")
+    q.add_argument(
+        "--json",
+        action="store_true",
+        help="print {answer, citations: [{id, source, text}], clusters: [{label, ids}]}",
+    )
+    q.set_defaults(func=cmd_ask)
+
+    dm = sub.add_parser("demo", help="ingest the bundled sample corpus, search and answer")
+    dm.add_argument("--questions", type=int, default=3, help="answerable questions to ask")
+    dm.add_argument("--no-answers", action="store_true", help="search only, no model")
+    dm.set_defaults(func=cmd_demo)
+
     e = sub.add_parser("eval", help="evaluate retrieval or answers")
     esub = e.add_subparsers(dest="eval_command", required=True, metavar="SUITE")
     b = esub.add_parser("beir", help="nDCG@10, recall@10/100, MRR@10 on a BEIR folder")
@@ -317,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_eval_beir)
+
+    qa = esub.add_parser("qa", help="SQuAD-format QA: passage recall@1/5, exact match, F1")
+    qa.add_argument("file")
+    qa.add_argument("--mode", choices=["memory", "closed-book", "both"], default="memory")
+    qa.add_argument("--limit", type=int, help="answer a seeded sample of N questions")
+    qa.add_argument("--seed", type=int, default=0)
+    qa.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
+    qa.add_argument("--json", action="store_true")
+    qa.set_defaults(func=cmd_eval_qa)
     return p
 
 

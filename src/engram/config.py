@@ -26,6 +26,15 @@ class Config:
     embedder: str = "local"
     embedder_options: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
+    # answers
+    generator: str = "local"  # local | llamacpp | openai
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    answer_k: int = 6  # hits recalled for an answer
+    answer_budget: int = 1200  # prompt tokens, counted with the generator's tokenizer
+    answer_max_tokens: int = 128
+    answer_stop: list[str] | None = None  # None: a blank line for the small local model only
+    min_similarity: float = 0.3  # below this cosine to the question a hit is not evidence
+    cluster_threshold: float = 0.7  # cosine distance at which clusters are cut
     # derived index housekeeping
     save_every_changes: int = 20_000
     compact_deleted_share: float = 0.25

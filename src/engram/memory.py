@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from engram.answer import Answer, answer_from_hits
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
 from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
+from engram.generate.base import Generator
 from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
@@ -76,6 +78,7 @@ class Memory:
         path: str | Path = "engram.db",
         *,
         embedder: str | Embedder | None = None,
+        generator: str | Generator | None = None,
         config: Config | None = None,
         **options: Any,
     ):
@@ -86,6 +89,8 @@ class Memory:
         self.store = SQLiteStore(self.path)
         self._embedder_spec = embedder if embedder is not None else self.config.embedder
         self._embedder: Embedder | None = None
+        self._generator_spec = generator if generator is not None else self.config.generator
+        self._generator: Generator | None = None
         index_dir = Path(self.path + ".index")
         self.keyword = KeywordIndex(
             index_dir / "keyword",
@@ -131,6 +136,21 @@ class Memory:
                 opts.setdefault("threads", self.config.threads)
             self._embedder = create_embedder(spec, **opts)
         return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            from engram.generate import create_generator
+
+            spec = self._generator_spec
+            if not isinstance(spec, str):
+                self._generator = spec
+            else:
+                opts = dict(self.config.generator_options)
+                if spec in ("local", "llamacpp") and self.config.threads:
+                    opts.setdefault("threads", self.config.threads)
+                self._generator = create_generator(spec, **opts)
+        return self._generator
 
     def _check_embedder(self) -> Embedder:
         emb = self.embedder
@@ -362,7 +382,13 @@ class Memory:
                 ChunkRecord(c, content_hash(c.text), cached[content_hash(c.text)]) for c in chunks
             ]
             result = self.store.write_document(
-                namespace, doc, key, digest, records, emb.model_id, created_at=created_at
+                namespace,
+                doc,
+                key,
+                digest,
+                records,
+                emb.model_id,
+                created_at=doc.created_at if doc.created_at is not None else created_at,
             )
             if result.status == "added":
                 report.added += 1
@@ -526,3 +552,81 @@ class Memory:
             for i in self.indexes
         }
         return out
+
+    # -- answers --------------------------------------------------------------------------
+    def recall_evidence(self, question: str, k: int | None = None, **search: Any) -> list[Hit]:
+        """Hits for answering: searched, scored by cosine to the question (``scores
+        ["similarity"]``) and cut at ``config.min_similarity``."""
+        hits = self.search(question, k=k or self.config.answer_k, with_vectors=True, **search)
+        if not hits:
+            return []
+        q = self.embed_query(question)
+        for h in hits:
+            h.scores["similarity"] = float(np.dot(h.vector, q)) if h.vector is not None else 0.0
+        return [h for h in hits if h.scores["similarity"] >= self.config.min_similarity]
+
+    def answer(
+        self,
+        question: str,
+        hits: list[Hit],
+        *,
+        persona: str | None = None,
+        pinned: list[str] | None = None,
+        generator: Generator | None = None,
+        on_token: Any = None,
+        prompt_only: bool = False,
+    ) -> Answer:
+        """Answer ``question`` from given ``hits`` (clusters, cited prompt, model)."""
+        return answer_from_hits(
+            question,
+            hits,
+            generator or self.generator,
+            budget=self.config.answer_budget,
+            max_tokens=self.config.answer_max_tokens,
+            persona=persona,
+            pinned=pinned,
+            cluster_threshold=self.config.cluster_threshold,
+            on_token=on_token,
+            prompt_only=prompt_only,
+            stop=self._answer_stop(generator or self.generator),
+        )
+
+    def _answer_stop(self, generator: Generator) -> list[str] | None:
+        if self.config.answer_stop is not None:
+            return self.config.answer_stop or None
+        from engram.generate.local import DEFAULT_MODEL_ID, LocalGenerator
+
+        # The bundled 135M model rambles after its first paragraph; larger models may not.
+        if isinstance(generator, LocalGenerator) and generator.model_id == DEFAULT_MODEL_ID:
+            return ["\n\n"]
+        return None
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        namespace: Any = None,
+        where: Any = None,
+        mode: str | None = None,
+        persona: str | None = None,
+        pinned: list[str] | None = None,
+        generator: Generator | None = None,
+        on_token: Any = None,
+        prompt_only: bool = False,
+    ) -> Answer:
+        """Recall evidence for ``question`` and have the model answer with citations.
+
+        When nothing relevant enough is recalled the model is not called and the answer says
+        that memory holds no answer. ``on_token`` receives the answer as it streams.
+        """
+        hits = self.recall_evidence(question, k=k, namespace=namespace, where=where, mode=mode)
+        return self.answer(
+            question,
+            hits,
+            persona=persona,
+            pinned=pinned,
+            generator=generator,
+            on_token=on_token,
+            prompt_only=prompt_only,
+        )

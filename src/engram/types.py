@@ -12,6 +12,7 @@ class Document:
 
     ``id`` is the caller's stable key for the document (a path, a record id); re-adding a
     document with the same ``id`` and changed text replaces it, with the same text does nothing.
+    ``created_at`` dates a memory (a conversation turn's time); recency and time filters use it.
     """
 
     text: str
@@ -19,6 +20,7 @@ class Document:
     source: str = ""
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None  # seconds since the epoch; default: when it is stored
 
 
 @dataclass

@@ -1,0 +1,154 @@
+"""``engram eval qa``: SQuAD-format question answering, with memory and closed-book."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+import string
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engram.errors import EngramError
+from engram.types import Document
+
+SHORT_ANSWER = "Reply with the answer only: a short phrase, not a sentence."
+_CITATION = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1 normalisation: lowercase, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: list[str]) -> float:
+    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: list[str]) -> float:
+    def f1(pred: str, gold: str) -> float:
+        p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
+        common = Counter(p) & Counter(g)
+        same = sum(common.values())
+        if same == 0:
+            return 0.0
+        precision, recall = same / len(p), same / len(g)
+        return 2 * precision * recall / (precision + recall)
+
+    return max((f1(prediction, g) for g in golds), default=0.0)
+
+
+def load_squad(path: str | Path) -> tuple[list[Document], list[dict[str, Any]]]:
+    """Passages as Documents (id ``title#n``) and questions with their gold passage and answers."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)["data"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngramError(f"{path}: not a SQuAD-format JSON file ({exc})") from exc
+    docs, questions = [], []
+    for article in data:
+        for n, para in enumerate(article["paragraphs"]):
+            pid = f"{article['title']}#{n}"
+            docs.append(Document(text=para["context"], id=pid, title=article["title"], source=pid))
+            for qa in para["qas"]:
+                questions.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "passage": pid,
+                        "answers": [a["text"] for a in qa["answers"]],
+                        "article": article["title"],
+                    }
+                )
+    return docs, questions
+
+
+def sample(
+    questions: list[dict[str, Any]], limit: int | None, seed: int = 0
+) -> list[dict[str, Any]]:
+    if not limit or limit >= len(questions):
+        return questions
+    picked = sorted(random.Random(seed).sample(range(len(questions)), limit))
+    return [questions[i] for i in picked]
+
+
+def strip_citations(text: str) -> str:
+    return " ".join(_CITATION.sub(" ", text).split())
+
+
+def evaluate_qa(
+    path: str | Path,
+    modes: tuple[str, ...] = ("memory",),
+    limit: int | None = None,
+    store: str | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    **memory_options: Any,
+) -> list[dict[str, Any]]:
+    """Index the passages, answer each (sampled) question per mode, and score.
+
+    Modes: ``memory`` (recall + cited prompt + model) and ``closed-book`` (the same model with
+    no memory). Passage recall@1/@5 measures retrieval; exact match and token F1 the answers.
+    """
+    from engram.memory import Memory
+
+    docs, questions = load_squad(path)
+    questions = sample(questions, limit, seed)
+    results = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Memory(store or str(Path(tmp) / "qa.db"), **memory_options) as mem,
+    ):
+        mem.add_documents(docs)
+        r1 = r5 = 0.0
+        for q in questions:
+            ranked = list(dict.fromkeys(h.doc_id for h in mem.search(q["question"], k=10)))
+            r1 += q["passage"] in ranked[:1]
+            r5 += q["passage"] in ranked[:5]
+        n = max(1, len(questions))
+        for mode in modes:
+            em = f1 = 0.0
+            started = time.perf_counter()
+            for i, q in enumerate(questions):
+                if mode == "memory":
+                    hits = mem.recall_evidence(q["question"])
+                    prediction = mem.answer(q["question"], hits, persona=SHORT_ANSWER).answer
+                elif mode == "closed-book":
+                    prediction = mem.generator.complete(
+                        [
+                            {"role": "system", "content": SHORT_ANSWER},
+                            {"role": "user", "content": q["question"]},
+                        ],
+                        max_tokens=mem.config.answer_max_tokens,
+                        stop=["\n\n"],
+                    )
+                else:
+                    raise EngramError(f"unknown qa mode {mode!r}: memory or closed-book")
+                prediction = strip_citations(prediction)
+                em += exact_match(prediction, q["answers"])
+                f1 += token_f1(prediction, q["answers"])
+                if progress:
+                    progress(f"{mode} {i + 1}/{len(questions)}")
+            results.append(
+                {
+                    "mode": mode,
+                    "questions": len(questions),
+                    "recall@1": round(r1 / n, 4),
+                    "recall@5": round(r5 / n, 4),
+                    "exact_match": round(em / n, 4),
+                    "f1": round(f1 / n, 4),
+                    "seconds_per_question": round((time.perf_counter() - started) / n, 2),
+                    "generator": mem.generator.model_id,
+                }
+            )
+    return results
