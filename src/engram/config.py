@@ -35,6 +35,13 @@ class Config:
     answer_stop: list[str] | None = None  # None: a blank line for the small local model only
     min_similarity: float = 0.3  # below this cosine to the question a hit is not evidence
     cluster_threshold: float = 0.7  # cosine distance at which clusters are cut
+    # vector index
+    ann: str = "auto"  # auto: HNSW from ann_threshold rows on; hnsw: always; exact: never
+    ann_threshold: int = 50_000
+    exact_filter_max: int = 20_000  # filters leaving fewer candidates are searched exactly
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 100
+    hnsw_ef_search: int = 128
     # derived index housekeeping
     save_every_changes: int = 20_000
     compact_deleted_share: float = 0.25

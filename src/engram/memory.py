@@ -26,7 +26,7 @@ from engram.recall.fusion import FUSIONS, blend, rrf
 from engram.store.base import ChunkRecord
 from engram.store.filters import parse_where
 from engram.store.sqlite import SQLiteStore
-from engram.types import Document, Hit
+from engram.types import Chunk, Document, Hit
 
 log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "default"
@@ -99,7 +99,18 @@ class Memory:
             language=self.config.language,
         )
         dim = self.store.get_setting("embedding_dim")
-        self.vector = FlatVectorIndex(index_dir / "vector", dim=int(dim) if dim else None)
+        c = self.config
+        self.vector = FlatVectorIndex(
+            index_dir / "vector",
+            dim=int(dim) if dim else None,
+            ann=c.ann,
+            ann_threshold=c.ann_threshold,
+            exact_filter_max=c.exact_filter_max,
+            hnsw_m=c.hnsw_m,
+            hnsw_ef_construction=c.hnsw_ef_construction,
+            hnsw_ef_search=c.hnsw_ef_search,
+            threads=c.threads or 1,
+        )
         self._unsaved = 0
         for index in self.indexes:
             index.load()
@@ -400,6 +411,37 @@ class Memory:
             if bar is not None:
                 bar.update(len(chunks))
 
+    def import_vectors(
+        self,
+        docs: Sequence[Document],
+        vectors: np.ndarray,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        batch: int = 5000,
+    ) -> int:
+        """Bulk-load documents with vectors computed elsewhere: one chunk per document, no
+        chunking or embedding, many documents per transaction. Returns documents written."""
+        check_namespace(namespace)
+        emb = self._check_embedder()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(docs), emb.dim):
+            raise EmbeddingMismatchError(
+                f"vectors have shape {vectors.shape}, expected ({len(docs)}, {emb.dim})"
+            )
+        written = 0
+        for start in range(0, len(docs), batch):
+            part = docs[start : start + batch]
+            rows = []
+            for doc, vec in zip(part, vectors[start : start + batch], strict=True):
+                meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
+                digest = content_hash(doc.text, doc.title, doc.source, meta)
+                key = doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+                chunk = Chunk(doc.text, 0, 0, len(doc.text))
+                rows.append((doc, key, digest, [ChunkRecord(chunk, content_hash(doc.text), vec)]))
+            written += self.store.write_documents(namespace, rows, emb.model_id)
+            self.sync()
+        return written
+
     def delete(
         self,
         ids: str | Sequence[str] | None = None,
@@ -467,6 +509,7 @@ class Memory:
         fusion: str | None = None,
         candidates: int | None = None,
         with_vectors: bool = False,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """Hybrid (default), keyword or vector recall; filters apply inside each retriever.
 
@@ -500,7 +543,14 @@ class Memory:
         kw = self.keyword.search(query, n, allowed) if mode in ("hybrid", "keyword") else []
         vec: list[tuple[int, float]] = []
         if mode in ("hybrid", "vector"):
-            vec = self.vector.search(self.embed_query(query), n, allowed)
+            if query_vector is None:
+                query_vector = self.embed_query(query)
+            elif np.shape(query_vector) != (self._check_embedder().dim,):
+                raise EmbeddingMismatchError(
+                    f"query_vector has shape {np.shape(query_vector)}, the store holds "
+                    f"{self.embedder.dim}-dim vectors"
+                )
+            vec = self.vector.search(query_vector, n, allowed)
         if mode == "keyword":
             fused = dict(kw)
         elif mode == "vector":

@@ -1,6 +1,6 @@
 """Vector index: exact inner-product search over float32 segments (memory-mapped on disk).
 
-Exact search is the reference the approximate index (``hnsw.py``) is measured against, and the
+Exact search is the reference the HNSW graph (hnswlib) is measured against, and the
 path taken whenever a filter leaves few candidates: scoring only the allowed rows is both exact
 and faster than asking a graph index to skip most of its neighbours.
 """
@@ -34,7 +34,12 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 class FlatVectorIndex(SegmentedIndex):
-    """Exact cosine (inner product of unit vectors) search."""
+    """Cosine (inner product of unit vectors) search: exact, plus an HNSW graph at scale.
+
+    With ``ann="auto"`` an HNSW graph (hnswlib) is built once the index holds ``ann_threshold``
+    rows and then kept up to date incrementally and saved beside the segments. Queries whose
+    filter leaves at most ``exact_filter_max`` candidates are answered exactly instead.
+    """
 
     kind = "vector"
 
@@ -43,10 +48,22 @@ class FlatVectorIndex(SegmentedIndex):
         directory: str | Path | None = None,
         dim: int | None = None,
         memtable_rows: int = 50_000,
+        ann: str = "auto",
+        ann_threshold: int = 50_000,
+        exact_filter_max: int = 20_000,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 100,
+        hnsw_ef_search: int = 128,
+        threads: int = 1,
     ):
         super().__init__(directory)
+        if ann not in ("auto", "hnsw", "exact"):
+            raise ValueError(f"ann must be auto, hnsw or exact, got {ann!r}")
         self.dim = dim
         self.memtable_rows = memtable_rows
+        self.ann, self.ann_threshold, self.exact_filter_max = ann, ann_threshold, exact_filter_max
+        self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
+        self.hnsw_ef_search, self.threads = hnsw_ef_search, threads
         self.reset()
 
     def params(self) -> dict[str, Any]:
@@ -56,15 +73,55 @@ class FlatVectorIndex(SegmentedIndex):
         super().reset()
         self._mem_ids: list[int] = []
         self._mem_vecs: list[np.ndarray] = []
+        self.hnsw: Any = None
+        self._hnsw_dirty = False
+        self._hnsw_name = ""
+
+    # -- HNSW -----------------------------------------------------------------------------
+    def _want_hnsw(self) -> bool:
+        return self.ann == "hnsw" or (self.ann == "auto" and self.size() >= self.ann_threshold)
+
+    def _hnsw_add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        if not len(ids):
+            return
+        need = self.hnsw.get_current_count() + len(ids)
+        if need > self.hnsw.get_max_elements():
+            self.hnsw.resize_index(max(need, 2 * self.hnsw.get_max_elements()))
+        self.hnsw.add_items(np.asarray(vecs, dtype=np.float32), ids, num_threads=self.threads)
+        self._hnsw_dirty = True
+
+    def build_hnsw(self) -> None:
+        """Build the graph over every live row (called once the index is large enough)."""
+        import hnswlib
+
+        self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
+        self.hnsw.init_index(
+            max_elements=max(1024, self.size() * 5 // 4),
+            M=self.hnsw_m,
+            ef_construction=self.hnsw_ef_construction,
+        )
+        for seg in self.segments:
+            pos = np.flatnonzero(seg.alive)
+            for i in range(0, len(pos), 50_000):
+                part = pos[i : i + 50_000]
+                self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
+        if self._mem_ids:
+            self._hnsw_add(np.array(self._mem_ids, dtype=np.int64), np.vstack(self._mem_vecs))
+        self.dirty = True
 
     def size(self) -> int:
         return sum(len(s.ids) for s in self.segments) + len(self._mem_ids)
 
     def add(self, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
-        for chunk_id, _, vec in rows:
-            self._mem_ids.append(int(chunk_id))
-            self._mem_vecs.append(np.asarray(vec, dtype=np.float32))
+        if not rows:
+            return
+        ids = [int(r[0]) for r in rows]
+        vecs = [np.asarray(r[2], dtype=np.float32) for r in rows]
+        self._mem_ids.extend(ids)
+        self._mem_vecs.extend(vecs)
         self.dirty = True
+        if self.hnsw is not None:
+            self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
         if len(self._mem_ids) >= self.memtable_rows:
             self.freeze()
 
@@ -97,6 +154,34 @@ class FlatVectorIndex(SegmentedIndex):
     def _on_remove(self, ids: np.ndarray) -> None:
         for s in self.segments:
             s.alive &= ~mask_of(s.ids, ids)
+        if self.hnsw is not None:
+            for i in ids.tolist():
+                try:
+                    self.hnsw.mark_deleted(i)
+                    self._hnsw_dirty = True
+                except RuntimeError:
+                    pass  # not in the graph (added and deleted before it was built)
+
+    def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
+        if self.hnsw is None and self._want_hnsw():
+            self.build_hnsw()
+        if self.hnsw is None:
+            return {}
+        name = self._hnsw_name if not self._hnsw_dirty else f"hnsw-{tag}.bin"
+        if self._hnsw_dirty:
+            self.hnsw.save_index(str(seg_dir / name))
+            self._hnsw_dirty = False
+            self._hnsw_name = name
+        return {"file_hnsw": name}
+
+    def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
+        name = manifest.get("file_hnsw")
+        if name:
+            import hnswlib
+
+            self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
+            self.hnsw.load_index(str(seg_dir / name))
+            self._hnsw_name, self._hnsw_dirty = name, False
 
     def _save_segment(self, seg: VectorSegment, stem: Path) -> None:
         np.save(str(stem) + ".ids.npy", seg.ids)
@@ -121,11 +206,49 @@ class FlatVectorIndex(SegmentedIndex):
         return out
 
     def search(
-        self, query: np.ndarray, k: int = 10, allowed: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        allowed: np.ndarray | None = None,
+        exact: bool = False,
     ) -> list[tuple[int, float]]:
         """Top ``k`` ``(chunk_id, cosine)`` among ``allowed`` ids (sorted array) if given."""
         self.freeze()
         q = np.asarray(query, dtype=np.float32).ravel()
+        if self.hnsw is None and self._want_hnsw():
+            self.build_hnsw()
+        use_graph = allowed is None or len(allowed) > self.exact_filter_max
+        if self.hnsw is not None and not exact and use_graph:
+            found = self._search_hnsw(q, k, allowed)
+            if found is not None:
+                return found
+        return self._search_exact(q, k, allowed)
+
+    def _search_hnsw(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]] | None:
+        live = self.hnsw.get_current_count() - len(self.deleted)
+        if live <= 0:
+            return []
+        share = 1.0 if allowed is None else min(1.0, len(allowed) / live)
+        fetch = min(live, int(k / share * 1.5) + k)
+        self.hnsw.set_ef(max(self.hnsw_ef_search, fetch))
+        try:
+            labels, dists = self.hnsw.knn_query(q, k=fetch, num_threads=1)
+        except RuntimeError:  # fewer reachable live rows than asked for
+            return None
+        ids, scores = labels[0].astype(np.int64), 1.0 - dists[0]
+        if allowed is not None:
+            keep = np.isin(ids, allowed, assume_unique=True)
+            ids, scores = ids[keep], scores[keep]
+        if len(ids) < k and len(ids) < live:
+            return None  # the filter removed too many: answer exactly
+        ids, scores = top_k(ids, scores, k)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def _search_exact(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]]:
         found_ids, found_scores = [], []
         for seg in self.segments:
             keep = seg.alive if allowed is None else seg.alive & mask_of(seg.ids, allowed)

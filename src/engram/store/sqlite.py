@@ -156,76 +156,105 @@ class SQLiteStore:
         created_at: float | None = None,
     ) -> WriteResult:
         """Insert or replace one document with its chunks and vectors, atomically."""
-        now = time.time()
-        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO namespaces(name, created_at) VALUES (?, ?)", (namespace, now)
+            return self._write(
+                conn, namespace, doc, doc_key, content_hash, chunks, model, created_at, time.time()
             )
-            row = conn.execute(
-                "SELECT id, content_hash FROM documents WHERE namespace=? AND doc_key=?",
-                (namespace, doc_key),
-            ).fetchone()
-            deleted: list[int] = []
-            if row and row[1] == content_hash:
-                return WriteResult(row[0], "unchanged")
-            if row:
-                doc_id = row[0]
-                deleted = [
-                    r[0]
-                    for r in conn.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))
-                ]
-                conn.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
-                conn.executemany(
-                    "INSERT INTO changes(op, chunk_id, at) VALUES ('delete', ?, ?)",
-                    [(i, now) for i in deleted],
-                )
-                conn.execute(
-                    "UPDATE documents SET source=?, title=?, content_hash=?, metadata=?, "
-                    "updated_at=? WHERE id=?",
-                    (doc.source, doc.title, content_hash, meta, now, doc_id),
-                )
-                status = "updated"
-            else:
-                doc_id = conn.execute(
-                    "INSERT INTO documents(namespace, doc_key, source, title, content_hash, "
-                    "metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        namespace,
-                        doc_key,
-                        doc.source,
-                        doc.title,
-                        content_hash,
-                        meta,
-                        created_at if created_at is not None else now,
-                        now,
-                    ),
-                ).lastrowid
-                status = "added"
-            added = []
-            for rec in chunks:
-                vec = np.ascontiguousarray(rec.vector, dtype=np.float32)
-                cid = conn.execute(
-                    "INSERT INTO chunks(document_id, position, text, start_char, end_char, "
-                    "content_hash) VALUES (?,?,?,?,?,?)",
-                    (
-                        doc_id,
-                        rec.chunk.position,
-                        rec.chunk.text,
-                        rec.chunk.start,
-                        rec.chunk.end,
-                        rec.content_hash,
-                    ),
-                ).lastrowid
-                conn.execute(
-                    "INSERT INTO vectors(chunk_id, model, dim, vector) VALUES (?,?,?,?)",
-                    (cid, model, int(vec.shape[0]), vec.tobytes()),
-                )
-                added.append(cid)
+
+    def write_documents(
+        self,
+        namespace: str,
+        rows: Sequence[tuple[Document, str, str, Sequence[ChunkRecord]]],
+        model: str,
+    ) -> int:
+        """Write many documents in one transaction (bulk loads); returns those changed."""
+        now = time.time()
+        with self.transaction() as conn:
+            results = [
+                self._write(conn, namespace, doc, key, digest, chunks, model, doc.created_at, now)
+                for doc, key, digest, chunks in rows
+            ]
+        return sum(r.status != "unchanged" for r in results)
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        namespace: str,
+        doc: Document,
+        doc_key: str,
+        content_hash: str,
+        chunks: Sequence[ChunkRecord],
+        model: str,
+        created_at: float | None,
+        now: float,
+    ) -> WriteResult:
+        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True, default=str)
+        conn.execute(
+            "INSERT OR IGNORE INTO namespaces(name, created_at) VALUES (?, ?)", (namespace, now)
+        )
+        row = conn.execute(
+            "SELECT id, content_hash FROM documents WHERE namespace=? AND doc_key=?",
+            (namespace, doc_key),
+        ).fetchone()
+        deleted: list[int] = []
+        if row and row[1] == content_hash:
+            return WriteResult(row[0], "unchanged")
+        if row:
+            doc_id = row[0]
+            deleted = [
+                r[0] for r in conn.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))
+            ]
+            conn.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
             conn.executemany(
-                "INSERT INTO changes(op, chunk_id, at) VALUES ('add', ?, ?)",
-                [(i, now) for i in added],
+                "INSERT INTO changes(op, chunk_id, at) VALUES ('delete', ?, ?)",
+                [(i, now) for i in deleted],
             )
+            conn.execute(
+                "UPDATE documents SET source=?, title=?, content_hash=?, metadata=?, "
+                "updated_at=? WHERE id=?",
+                (doc.source, doc.title, content_hash, meta, now, doc_id),
+            )
+            status = "updated"
+        else:
+            doc_id = conn.execute(
+                "INSERT INTO documents(namespace, doc_key, source, title, content_hash, "
+                "metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    namespace,
+                    doc_key,
+                    doc.source,
+                    doc.title,
+                    content_hash,
+                    meta,
+                    created_at if created_at is not None else now,
+                    now,
+                ),
+            ).lastrowid
+            status = "added"
+        added = []
+        for rec in chunks:
+            vec = np.ascontiguousarray(rec.vector, dtype=np.float32)
+            cid = conn.execute(
+                "INSERT INTO chunks(document_id, position, text, start_char, end_char, "
+                "content_hash) VALUES (?,?,?,?,?,?)",
+                (
+                    doc_id,
+                    rec.chunk.position,
+                    rec.chunk.text,
+                    rec.chunk.start,
+                    rec.chunk.end,
+                    rec.content_hash,
+                ),
+            ).lastrowid
+            conn.execute(
+                "INSERT INTO vectors(chunk_id, model, dim, vector) VALUES (?,?,?,?)",
+                (cid, model, int(vec.shape[0]), vec.tobytes()),
+            )
+            added.append(cid)
+        conn.executemany(
+            "INSERT INTO changes(op, chunk_id, at) VALUES ('add', ?, ?)",
+            [(i, now) for i in added],
+        )
         return WriteResult(doc_id, status, added, deleted)
 
     def delete(

@@ -1,0 +1,329 @@
+"""One ``Memory`` shared by a server process, with the locking and input checks around it.
+
+Both the HTTP API and the MCP server go through ``MemoryService``. Every call into the
+``Memory`` holds one lock (searches also advance the derived indexes, so reads are not
+read-only); answer generation runs outside it under a lock of its own, so a slow model does
+not block searches and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engram.errors import EngramError, FilterError, NamespaceError
+from engram.memory import DEFAULT_NAMESPACE, AddReport, Memory, check_namespace, content_hash
+from engram.store.filters import compile_where, parse_where, to_timestamp
+from engram.types import Document, Hit
+
+MAX_FILTER_DEPTH = 12
+MAX_FILTER_NODES = 256
+
+MemoryFactory = Callable[[], Memory]
+
+
+class NotFoundError(EngramError):
+    """An unknown namespace or document (HTTP 404)."""
+
+
+def _measure(value: Any, depth: int, counter: list[int]) -> None:
+    counter[0] += 1
+    if counter[0] > MAX_FILTER_NODES:
+        raise FilterError(f"filter too large: more than {MAX_FILTER_NODES} terms")
+    if depth > MAX_FILTER_DEPTH:
+        raise FilterError(f"filter nested too deeply: more than {MAX_FILTER_DEPTH} levels")
+    if isinstance(value, dict):
+        for item in value.values():
+            _measure(item, depth + 1, counter)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _measure(item, depth + 1, counter)
+
+
+def check_where(where: Any) -> dict[str, Any] | None:
+    """Parse a filter (object or short text form), bound its size, and compile it once so
+    that a bad filter fails before anything runs (``FilterError``)."""
+    if where is not None and not isinstance(where, dict | str):
+        raise FilterError(
+            f"a filter must be an object (or the short text form), got {type(where).__name__}"
+        )
+    parsed = parse_where(where)
+    if parsed is None:
+        return None
+    _measure(parsed, 0, [0])
+    compile_where(parsed)
+    return parsed
+
+
+def turn_document(
+    text: str,
+    speaker: str,
+    *,
+    time_: float | str | None = None,
+    session: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Document:
+    """A conversation turn as a document: metadata speaker/session/kind="turn", dated ``time_``."""
+    at = to_timestamp(time_) if time_ is not None else time.time()
+    meta: dict[str, Any] = dict(metadata or {})
+    meta.update({"speaker": speaker, "kind": "turn"})
+    if session is not None:
+        meta["session"] = session
+    key = "turn:" + content_hash(session or "", speaker, repr(at), text)[:32]
+    return Document(
+        text=text,
+        id=key,
+        source=f"session:{session}" if session else "conversation",
+        title=speaker,
+        metadata=meta,
+        created_at=at,
+    )
+
+
+def document_key(doc: Document) -> str:
+    """The key ``Memory.add_documents`` stores a document under."""
+    return doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+
+
+class MemoryService:
+    """Thread-safe access to one ``Memory`` (created on first use from ``factory``)."""
+
+    def __init__(self, memory: Memory | MemoryFactory):
+        self._memory: Memory | None = memory if isinstance(memory, Memory) else None
+        self._factory: MemoryFactory | None = None if self._memory else memory  # type: ignore[assignment]
+        self.owns_memory = self._memory is None
+        self.lock = threading.RLock()
+        self.generate_lock = threading.Lock()
+
+    @property
+    def memory(self) -> Memory:
+        if self._memory is None:
+            with self.lock:
+                if self._memory is None:
+                    assert self._factory is not None
+                    self._memory = self._factory()
+        return self._memory
+
+    def close(self) -> None:
+        with self.lock:
+            if self._memory is not None and self.owns_memory:
+                self._memory.close()
+                self._memory = None
+
+    # -- namespaces -----------------------------------------------------------------------
+    def exists(self, namespace: str) -> bool:
+        with self.lock:
+            return self.memory.store.namespace_exists(namespace)
+
+    def require(self, namespace: str) -> str:
+        """A valid namespace that exists (``NotFoundError`` otherwise)."""
+        check_namespace(namespace)
+        if not self.exists(namespace):
+            raise NotFoundError(f"unknown namespace {namespace!r}")
+        return namespace
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.memory.namespaces()
+
+    def namespace_stats(self, namespace: str) -> dict[str, Any]:
+        with self.lock:
+            mem = self.memory
+            row = mem.store.conn.execute(
+                "SELECT n.created_at, "
+                "(SELECT count(*) FROM documents d WHERE d.namespace=n.name), "
+                "(SELECT count(*) FROM chunks c JOIN documents d ON d.id=c.document_id "
+                " WHERE d.namespace=n.name), "
+                "(SELECT max(d.updated_at) FROM documents d WHERE d.namespace=n.name) "
+                "FROM namespaces n WHERE n.name=?",
+                (namespace,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"unknown namespace {namespace!r}")
+            return {
+                "namespace": namespace,
+                "created_at": row[0],
+                "documents": row[1],
+                "chunks": row[2],
+                "updated_at": row[3],
+                "embedding_model": mem.store.get_setting("embedding_model"),
+                "embedding_dim": int(mem.store.get_setting("embedding_dim") or 0) or None,
+            }
+
+    def drop_namespace(self, namespace: str, reason: str = "") -> int:
+        with self.lock:
+            mem = self.memory
+            n = mem.store.drop_namespace(namespace, reason=reason)
+            mem.sync()
+            return n
+
+    def audit(self, namespace: str, limit: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.memory.store.audit(namespace, limit=limit)
+
+    # -- documents ------------------------------------------------------------------------
+    def add(self, docs: list[Document], namespace: str) -> dict[str, Any]:
+        check_namespace(namespace)
+        keys = [document_key(d) for d in docs if d.text and d.text.strip()]
+        with self.lock:
+            report: AddReport = self.memory.add_documents(docs, namespace=namespace)
+        out = report.to_dict()
+        out["ids"] = keys
+        return out
+
+    def list_documents(self, namespace: str, limit: int, offset: int) -> dict[str, Any]:
+        with self.lock:
+            conn = self.memory.store.conn
+            total = conn.execute(
+                "SELECT count(*) FROM documents WHERE namespace=?", (namespace,)
+            ).fetchone()[0]
+            rows = conn.execute(
+                "SELECT d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
+                "(SELECT count(*) FROM chunks c WHERE c.document_id=d.id) "
+                "FROM documents d WHERE d.namespace=? ORDER BY d.id LIMIT ? OFFSET ?",
+                (namespace, limit, offset),
+            ).fetchall()
+        docs = [
+            {
+                "id": r[0],
+                "source": r[1],
+                "title": r[2],
+                "metadata": json.loads(r[3]),
+                "created_at": r[4],
+                "updated_at": r[5],
+                "chunks": r[6],
+            }
+            for r in rows
+        ]
+        nxt = offset + len(docs)
+        return {
+            "documents": docs,
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": nxt if nxt < total else None,
+        }
+
+    def get_document(self, namespace: str, doc_id: str) -> dict[str, Any]:
+        with self.lock:
+            conn = self.memory.store.conn
+            row = conn.execute(
+                "SELECT id, doc_key, source, title, metadata, created_at, updated_at "
+                "FROM documents WHERE namespace=? AND doc_key=?",
+                (namespace, doc_id),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
+            chunks = conn.execute(
+                "SELECT id, position, text FROM chunks WHERE document_id=? ORDER BY position",
+                (row[0],),
+            ).fetchall()
+        return {
+            "id": row[1],
+            "source": row[2],
+            "title": row[3],
+            "metadata": json.loads(row[4]),
+            "created_at": row[5],
+            "updated_at": row[6],
+            "chunks": [{"id": c[0], "position": c[1], "text": c[2]} for c in chunks],
+        }
+
+    def delete(
+        self,
+        namespace: str,
+        *,
+        ids: list[str] | None = None,
+        where: Any = None,
+        reason: str = "",
+        missing_ok: bool = True,
+    ) -> dict[str, Any]:
+        """Delete documents by id and/or filter; refuses an empty request (use drop)."""
+        parsed = check_where(where)
+        if not ids and not parsed:
+            raise EngramError(
+                "nothing to delete: give document ids or a non-empty filter "
+                "(to delete a whole namespace, delete the namespace)"
+            )
+        cond, params = compile_where(parsed)
+        sql = "SELECT count(*) FROM documents d WHERE " + cond + " AND d.namespace=?"
+        params.append(namespace)
+        with self.lock:
+            mem = self.memory
+            conn = mem.store.conn
+            if ids:
+                marks = ",".join("?" * len(ids))
+                docs = conn.execute(sql + f" AND d.doc_key IN ({marks})", (*params, *ids))
+            else:
+                docs = conn.execute(sql, params)
+            n_docs = docs.fetchone()[0]
+            if not n_docs and not missing_ok:
+                raise NotFoundError(f"no document {ids[0]!r} in namespace {namespace!r}")
+            chunks = mem.delete(ids or None, where=parsed, namespace=namespace, reason=reason)
+        return {"deleted_documents": n_docs, "deleted_chunks": chunks}
+
+    # -- recall and answers ---------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        namespaces: str | list[str] | None,
+        k: int = 10,
+        mode: str | None = None,
+        where: Any = None,
+        alpha: float | None = None,
+        fusion: str | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        parsed = check_where(where)
+        if isinstance(namespaces, list) and not namespaces:
+            return []
+        with self.lock:
+            return self.memory.search(
+                query,
+                k=k,
+                mode=mode,
+                where=parsed,
+                namespace=namespaces,
+                alpha=alpha,
+                fusion=fusion,
+                with_vectors=with_vectors,
+            )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        namespaces: str | list[str] | None,
+        k: int | None = None,
+        where: Any = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Recall under the memory lock, then generate under the generator lock."""
+        parsed = check_where(where)
+        with self.lock:
+            mem = self.memory
+            if isinstance(namespaces, list) and not namespaces:
+                hits: list[Hit] = []
+            else:
+                hits = mem.recall_evidence(question, k=k, namespace=namespaces, where=parsed)
+        with self.generate_lock:
+            return mem.answer(question, hits, on_token=on_token)
+
+
+def resolve_namespace(namespace: str | None) -> str:
+    """``None`` -> the default namespace; otherwise a valid name (``NamespaceError``)."""
+    return check_namespace(namespace or DEFAULT_NAMESPACE)
+
+
+__all__ = [
+    "MemoryService",
+    "NamespaceError",
+    "NotFoundError",
+    "check_where",
+    "document_key",
+    "resolve_namespace",
+    "turn_document",
+]
