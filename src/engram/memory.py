@@ -10,15 +10,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engram.answer import Answer, answer_from_hits
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
 from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
-from engram.generate.base import Generator
 from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
@@ -27,6 +25,10 @@ from engram.store.base import ChunkRecord
 from engram.store.filters import parse_where
 from engram.store.sqlite import SQLiteStore
 from engram.types import Chunk, Document, Hit
+
+if TYPE_CHECKING:
+    from engram.answer import Answer
+    from engram.generate.base import Generator
 
 log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "default"
@@ -627,6 +629,8 @@ class Memory:
         prompt_only: bool = False,
     ) -> Answer:
         """Answer ``question`` from given ``hits`` (clusters, cited prompt, model)."""
+        from engram.answer import answer_from_hits
+
         return answer_from_hits(
             question,
             hits,

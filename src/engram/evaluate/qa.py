@@ -104,6 +104,9 @@ def evaluate_qa(
 
     docs, questions = load_squad(path)
     questions = sample(questions, limit, seed)
+    # SQuAD answers are short spans: cap the answer length and stop at the first line break.
+    memory_options.setdefault("answer_max_tokens", 32)
+    memory_options.setdefault("answer_stop", ["\n"])
     results = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -130,7 +133,7 @@ def evaluate_qa(
                             {"role": "user", "content": q["question"]},
                         ],
                         max_tokens=mem.config.answer_max_tokens,
-                        stop=["\n\n"],
+                        stop=mem.config.answer_stop,
                     )
                 else:
                     raise EngramError(f"unknown qa mode {mode!r}: memory or closed-book")
