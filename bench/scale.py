@@ -209,7 +209,7 @@ def child(cmd: list[str], log) -> dict:
         capture_output=True,
         text=True,
         cwd=str(Path(__file__).resolve().parents[1]),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "LANCE_LOG": "error"},
     )
     log.write(p.stderr)
     log.flush()

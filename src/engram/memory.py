@@ -17,21 +17,20 @@ import numpy as np
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
 from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
-from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
+from engram.index.local import EMPTY, open_retrieval
 from engram.index.vector import FlatVectorIndex
 from engram.recall.fusion import FUSIONS, blend, rrf
+from engram.store import open_store
 from engram.store.base import ChunkRecord
 from engram.store.filters import parse_where
-from engram.store.sqlite import SQLiteStore
-from engram.types import Chunk, Document, Hit
+from engram.types import DEFAULT_NAMESPACE, Chunk, Document, Hit
 
 if TYPE_CHECKING:
     from engram.answer import Answer
     from engram.generate.base import Generator
 
 log = logging.getLogger(__name__)
-DEFAULT_NAMESPACE = "default"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
 MODES = ("hybrid", "keyword", "vector")
 
@@ -88,40 +87,24 @@ class Memory:
         if self.config.mode not in MODES:
             raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
         self.path = str(path)
-        self.store = SQLiteStore(self.path)
+        self.store = open_store(self.path)
         self._embedder_spec = embedder if embedder is not None else self.config.embedder
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
-        index_dir = Path(self.path + ".index")
-        self.keyword = KeywordIndex(
-            index_dir / "keyword",
-            k1=self.config.bm25_k1,
-            b=self.config.bm25_b,
-            language=self.config.language,
-        )
-        dim = self.store.get_setting("embedding_dim")
-        c = self.config
-        self.vector = FlatVectorIndex(
-            index_dir / "vector",
-            dim=int(dim) if dim else None,
-            ann=c.ann,
-            ann_threshold=c.ann_threshold,
-            exact_filter_max=c.exact_filter_max,
-            hnsw_m=c.hnsw_m,
-            hnsw_ef_construction=c.hnsw_ef_construction,
-            hnsw_ef_search=c.hnsw_ef_search,
-            threads=c.threads or 1,
-        )
-        self._unsaved = 0
-        for index in self.indexes:
-            index.load()
+        self.retrieval = open_retrieval(self.store, self.config)
         self.sync()
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
-    def indexes(self) -> list[SegmentedIndex]:
-        return [self.keyword, self.vector]
+    def keyword(self) -> KeywordIndex:
+        """The keyword index (embedded backend)."""
+        return self.retrieval.keyword_index
+
+    @property
+    def vector(self) -> FlatVectorIndex:
+        """The vector index (embedded backend)."""
+        return self.retrieval.vector_index
 
     def __enter__(self) -> Memory:
         return self
@@ -136,9 +119,8 @@ class Memory:
         self.store.close()
 
     def save(self) -> None:
-        for index in self.indexes:
-            index.save()
-        self._unsaved = 0
+        """Persist the derived indexes (they also catch up from the changelog on open)."""
+        self.retrieval.save()
 
     @property
     def embedder(self) -> Embedder:
@@ -171,7 +153,7 @@ class Memory:
         if model is None:
             self.store.set_setting("embedding_model", emb.model_id)
             self.store.set_setting("embedding_dim", str(emb.dim))
-            self.vector.dim = emb.dim
+            self.retrieval.set_dim(emb.dim)
         elif model != emb.model_id or int(self.store.get_setting("embedding_dim")) != emb.dim:
             raise EmbeddingMismatchError(
                 f"{self.path} holds vectors of {model} "
@@ -183,87 +165,12 @@ class Memory:
 
     # -- derived indexes ------------------------------------------------------------------
     def sync(self) -> int:
-        """Bring every index up to the store's changelog; returns changes applied."""
-        applied = 0
-        head = self.store.max_seq()
-        for index in self.indexes:
-            if index.last_seq > head:  # the store was replaced under the index
-                index.reset()
-            if index.last_seq == 0 and head > 0 and index.size() == 0:
-                applied += self._rebuild(index)
-                continue
-            while index.last_seq < head:
-                changes = self.store.changes_since(index.last_seq, limit=20_000)
-                if not changes:
-                    break
-                self._apply(index, changes)
-                applied += len(changes)
-        self._unsaved += applied
-        if self._unsaved >= self.config.save_every_changes:
-            self.save()
-        return applied
-
-    def _apply(self, index: SegmentedIndex, changes: list[tuple[int, str, int]]) -> None:
-        pending: dict[int, None] = {}
-        removed: list[int] = []
-        for _, op, cid in changes:
-            if op == "add":
-                pending[cid] = None
-            elif cid in pending:
-                del pending[cid]
-            else:
-                removed.append(cid)
-        index.remove(removed)
-        if pending:
-            ids = list(pending)
-            if isinstance(index, KeywordIndex):
-                texts = self.store.chunk_texts(ids)
-                index.add([(i, texts[i], None) for i in ids if i in texts])
-            else:
-                found, mat = self.store.chunk_vectors(ids)
-                self._check_index_dim(index, mat)
-                index.add([(int(i), "", v) for i, v in zip(found, mat, strict=True)])
-        index.last_seq = changes[-1][0]
-        index.dirty = True
-        if index.deleted_share() > self.config.compact_deleted_share and index.size() > 1000:
-            self._rebuild(index)
-
-    def _check_index_dim(self, index: SegmentedIndex, mat: np.ndarray) -> None:
-        if isinstance(index, FlatVectorIndex) and len(mat):
-            if index.dim is None:
-                index.dim = mat.shape[1]
-            elif mat.shape[1] != index.dim:
-                raise EmbeddingMismatchError(
-                    f"store holds {mat.shape[1]}-dim vectors, index expects {index.dim}"
-                )
-
-    def _rebuild(self, index: SegmentedIndex) -> int:
-        """Rebuild one index from a consistent snapshot of the store."""
-        index.reset()
-        n = 0
-        with self.store.lock:
-            self.store.conn.execute("BEGIN")
-            try:
-                head = self.store.max_seq()
-                for rows in self.store.iter_chunks():
-                    if isinstance(index, FlatVectorIndex):
-                        self._check_index_dim(index, np.vstack([r[2] for r in rows]))
-                    index.add(rows)
-                    n += len(rows)
-            finally:
-                self.store.conn.execute("COMMIT")
-        index.last_seq = head
-        index.dirty = True
-        index.freeze()
-        return n
+        """Bring the retrieval indexes up to the store's changelog; returns changes applied."""
+        return self.retrieval.sync()
 
     def reindex(self) -> dict[str, int]:
-        """Rebuild the keyword and vector indexes from the store and save them."""
-        counts = {}
-        for index in self.indexes:
-            counts[index.kind] = self._rebuild(index)
-            index.save()
-        return counts
+        """Rebuild the keyword and vector indexes from the store."""
+        return self.retrieval.reindex()
 
     # -- writes ---------------------------------------------------------------------------
     def add(
@@ -532,17 +439,11 @@ class Memory:
         namespaces = self._resolve_namespaces(namespace)
         where = parse_where(where)
         self.sync()
-        allowed = None
-        if (
-            where
-            or namespaces is not None
-            and (namespaces != [DEFAULT_NAMESPACE] or self.store.namespace_count() > 1)
-        ):
-            allowed = self.store.allowed_ids(namespaces, where)
-            if not len(allowed):
-                return []
+        scope = self.retrieval.scope(namespaces, where)
+        if scope is EMPTY:
+            return []
         n = max(k, candidates or self.config.candidates)
-        kw = self.keyword.search(query, n, allowed) if mode in ("hybrid", "keyword") else []
+        kw = self.retrieval.keyword(query, n, scope) if mode in ("hybrid", "keyword") else []
         vec: list[tuple[int, float]] = []
         if mode in ("hybrid", "vector"):
             if query_vector is None:
@@ -552,7 +453,7 @@ class Memory:
                     f"query_vector has shape {np.shape(query_vector)}, the store holds "
                     f"{self.embedder.dim}-dim vectors"
                 )
-            vec = self.vector.search(query_vector, n, allowed)
+            vec = self.retrieval.vector(query_vector, n, scope)
         if mode == "keyword":
             fused = dict(kw)
         elif mode == "vector":
@@ -588,7 +489,7 @@ class Memory:
             if len(hits) == k:
                 break
         if with_vectors and hits:
-            vectors = self.vector.vectors_for([h.id for h in hits])
+            vectors = self.retrieval.vectors_for([h.id for h in hits])
             for h in hits:
                 h.vector = vectors.get(h.id)
         return hits
@@ -599,10 +500,7 @@ class Memory:
 
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()
-        out["indexes"] = {
-            i.kind: {"rows": i.size(), "deleted": len(i.deleted), "last_change": i.last_seq}
-            for i in self.indexes
-        }
+        out["indexes"] = self.retrieval.stats()
         return out
 
     # -- answers --------------------------------------------------------------------------

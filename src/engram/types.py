@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_NAMESPACE = "default"
+
 
 @dataclass
 class Document:

@@ -123,8 +123,9 @@ class AgentMemory:
             meta["expires_at"] = created + float(ttl)
         elif "expires_at" in meta:
             meta["expires_at"] = to_epoch(meta["expires_at"])
-        return Document(f"{speaker}: {text.strip()}", f"turn-{index}", metadata=meta,
-                        created_at=created)
+        return Document(
+            f"{speaker}: {text.strip()}", f"turn-{index}", metadata=meta, created_at=created
+        )
 
     def remember(
         self,

@@ -83,9 +83,7 @@ def purge_indexes(memory: Memory) -> None:
     memory.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def expire(
-    memory: Memory, namespace: str, *, now: float | None = None, purge: bool = True
-) -> int:
+def expire(memory: Memory, namespace: str, *, now: float | None = None, purge: bool = True) -> int:
     """Forget memories whose ``metadata.expires_at`` (seconds since the epoch) has passed."""
     now = time.time() if now is None else now
     return forget(

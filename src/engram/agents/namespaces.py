@@ -24,15 +24,13 @@ def export_namespace(memory: Memory, namespace: str, out: str | Path | IO[str]) 
     """Write the documents of ``namespace`` as JSON lines (``id``, ``text``, ``source``,
     ``title``, ``metadata``, ``created_at``, ``updated_at``); returns how many."""
     _require(memory, namespace)
-    handle = open(out, "w", encoding="utf-8") if isinstance(out, str | Path) else out
+    if isinstance(out, str | Path):
+        with open(out, "w", encoding="utf-8") as handle:
+            return export_namespace(memory, namespace, handle)
     n = 0
-    try:
-        for doc in iter_documents(memory, namespace):
-            handle.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
-            n += 1
-    finally:
-        if isinstance(out, str | Path):
-            handle.close()
+    for doc in iter_documents(memory, namespace):
+        out.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
+        n += 1
     return n
 
 

@@ -24,14 +24,15 @@ REFLECTION_PROMPT = (
     "What is one high-level insight you can infer from these statements? "
     "Answer with one short sentence."
 )
-_LEAD = re.compile(r"^\s*(?:\d+[.)]\s*|[-*•]\s*|(?:insight|answer|statement)\s*:\s*)", re.I)
+_LEAD = re.compile(r"^(?:(?:\d+[.)]|[-*•])\s*)?(?:(?:insight|answer|statement)\s*:\s*)?", re.I)
+_QUOTES = "\"'“”"
 
 
 def reflection_text(reply: str, limit: int = 300) -> str:
     """The statement in a model's reply: its first non-empty line, without a list marker,
     label or quotes, cut after the first sentence (empty when the model declined)."""
     for line in reply.strip().splitlines():
-        line = _LEAD.sub("", line).strip().strip("\"'“”").strip()
+        line = _LEAD.sub("", line.strip().strip(_QUOTES).strip()).strip(_QUOTES).strip()
         if line:
             m = re.search(r"[.!?](?=\s|$)", line)
             text = (line[: m.end()] if m else line)[:limit].strip()
@@ -69,7 +70,10 @@ def reflect(
     not_reflection = {"$or": [{"kind": {"$exists": False}}, {"kind": {"$ne": "reflection"}}]}
     docs = list(
         iter_documents(
-            memory, namespace, {"$and": [NOT_PINNED, not_reflection]}, newest_first=True,
+            memory,
+            namespace,
+            {"$and": [NOT_PINNED, not_reflection]},
+            newest_first=True,
             limit=n_recent,
         )
     )
@@ -108,8 +112,8 @@ def reflect(
         if not text:
             continue
         meta = {"kind": "reflection", "sources": sources}
-        meta["importance"] = importance(text) if importance else max(
-            int(hit_importance(h)) for h in cluster.hits
+        meta["importance"] = (
+            importance(text) if importance else max(int(hit_importance(h)) for h in cluster.hits)
         )
         new.append(Document(text, reflection_key(sources), metadata=meta, created_at=now))
         done.append(set(sources))

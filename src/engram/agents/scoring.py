@@ -179,9 +179,7 @@ def rescore(
         rel = (h.score - lo) / (hi - lo) if hi > lo else 1.0
         rec = recency(now - h.created_at, half_life)
         imp = (importance(h) - 1) / 9
-        final = (
-            weights.relevance * rel + weights.recency * rec + weights.importance * imp
-        ) / total
+        final = (weights.relevance * rel + weights.recency * rec + weights.importance * imp) / total
         h.scores.update(relevance=rel, recency=rec, importance=imp, agent=final)
         h.score = final
     return sorted(hits, key=lambda h: (-h.score, -h.created_at, h.id))

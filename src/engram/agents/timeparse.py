@@ -289,9 +289,7 @@ _COMPILED = [
 ]
 
 
-def parse_time_range(
-    text: str, reference: Any = None, tz: tzinfo = UTC
-) -> TimeRange | None:
+def parse_time_range(text: str, reference: Any = None, tz: tzinfo = UTC) -> TimeRange | None:
     """The time range named in ``text`` relative to ``reference`` (default: now), or None.
 
     The longest phrase wins (then the earliest). ``since``/``after`` X give ``[X, ∞)`` /

@@ -680,6 +680,21 @@ def create_app(
     return app
 
 
+class _NoKeys:
+    """A key store with no keys, for building the app only to read its OpenAPI document."""
+
+    def count(self) -> int:
+        return 0
+
+    def verify(self, plaintext: str) -> None:
+        return None
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, without opening a store."""
+    return create_app(Memory, keys=_NoKeys()).openapi()  # type: ignore[arg-type]
+
+
 def _time(value: float | str | None, field: str) -> float | None:
     from engram.store.filters import to_timestamp
 

@@ -1,0 +1,19 @@
+"""Stores: the one source of truth (SQLite embedded; server databases behind the same protocol)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(location: str | Path) -> Any:
+    """A store for a file path (SQLite) or a ``postgresql://`` URL."""
+    if str(location).startswith(SERVER_SCHEMES):
+        from engram.store.postgres import PostgresStore
+
+        return PostgresStore(str(location))
+    from engram.store.sqlite import SQLiteStore
+
+    return SQLiteStore(location)

@@ -1,0 +1,131 @@
+"""Command line: ``engram chat`` (a terminal chat over a namespace) and ``engram eval locomo``.
+
+``engram.cli`` registers them with ``add_chat_parser(subparsers)`` and
+``add_locomo_parser(eval_subparsers)``; each handler receives the parsed arguments, which
+carry the global ``--store`` and ``--threads`` (and ``--embedder``) options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engram.errors import EngramError
+
+QUIT = ("/quit", "/exit")
+
+
+def _memory_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if getattr(args, "threads", None):
+        options["threads"] = args.threads
+    if getattr(args, "embedder", None):
+        options["embedder"] = args.embedder
+    return options
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A REPL: one message per line from stdin until EOF or /quit; prints each reply."""
+    from engram.agents.chat import Chat
+    from engram.memory import Memory
+
+    persona = None
+    if args.persona:
+        try:
+            persona = Path(args.persona).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise EngramError(f"cannot read the persona file {args.persona}: {exc}") from exc
+    store = args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
+    interactive = sys.stdin.isatty()
+    stream = interactive and sys.stdout.isatty()
+    with Memory(store, **_memory_options(args)) as mem:
+        chat = Chat(mem, args.namespace, persona=persona, k=args.k, session=args.session)
+        if interactive:
+            print(f"chatting in namespace {args.namespace!r}; /quit to leave", file=sys.stderr)
+        while True:
+            if interactive:
+                print("> ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text.lower() in QUIT:
+                break
+            if stream:
+                chat.send(text, on_token=lambda piece: print(piece, end="", flush=True))
+                print()
+            else:
+                print(chat.send(text), flush=True)
+    return 0
+
+
+def add_chat_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``engram chat`` on the top-level subparsers."""
+    p = subparsers.add_parser(
+        "chat",
+        help="chat with memory: recalls from and writes to a namespace",
+        description="Reads one message per line from stdin (a terminal or a pipe) until EOF "
+        "or /quit and prints each reply. Both turns are stored in the namespace.",
+    )
+    p.add_argument("--namespace", default="default", help="whose memory (default 'default')")
+    p.add_argument("--persona", metavar="FILE", help="a text file describing the character")
+    p.add_argument("--k", type=int, default=6, help="memories recalled per reply (default 6)")
+    p.add_argument("--session", help="session name stored with each turn (default: a time)")
+    p.set_defaults(func=cmd_chat)
+    return p
+
+
+def cmd_eval_locomo(args: argparse.Namespace) -> int:
+    from engram.evaluate.locomo import CATEGORIES, Settings, evaluate_locomo
+
+    result = evaluate_locomo(
+        args.file,
+        store=args.store,
+        k=args.k,
+        limit=args.limit,
+        answer=args.answer,
+        settings=Settings(retrieval=args.retrieval),
+        progress=sys.stderr.isatty(),
+        **_memory_options(args),
+    )
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    metrics = [m for m in result if m.startswith("recall@")] + (["f1"] if args.answer else [])
+    print(f"{'category':16} {'questions':>9} " + " ".join(f"{m:>9}" for m in metrics))
+    for c, row in result["per_category"].items():
+        name = f"{c} {CATEGORIES[int(c)]}"
+        print(f"{name:16} {row['questions']:9d} " + " ".join(f"{row[m]:9.3f}" for m in metrics))
+    print(f"{'all':16} {result['questions']:9d} " + " ".join(f"{result[m]:9.3f}" for m in metrics))
+    return 0
+
+
+def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``engram eval locomo`` on the ``eval`` subparsers."""
+    p = eval_subparsers.add_parser(
+        "locomo",
+        help="evidence recall@5/@10 (and answer F1) on a LoCoMo-format JSON file",
+        description="Stores each conversation in its own namespace and measures, for every "
+        "question of categories 1-4, the share of its evidence turns among the top k. "
+        "Uses --store when given (kept, so a re-run embeds nothing), else a temporary store.",
+    )
+    p.add_argument("file", help="LoCoMo JSON (a list of conversations with qa)")
+    p.add_argument("--k", type=int, default=10, help="turns given to the model (default 10)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    p.add_argument("--answer", action="store_true", help="also answer and report token F1")
+    p.add_argument(
+        "--retrieval",
+        choices=["views", "plain"],
+        default="views",
+        help="views: turns + contexts + sentences (default); plain: hybrid search of turns",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_eval_locomo)
+    return p

@@ -1,0 +1,171 @@
+"""``engram eval locomo`` on a tiny LoCoMo-format file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from engram.agents.cli import add_locomo_parser
+from engram.evaluate.locomo import (
+    Settings,
+    conversation_documents,
+    evaluate_locomo,
+    load_locomo,
+    normalise_evidence,
+    parse_session_time,
+    recall_turns,
+    token_f1,
+)
+
+SESSION_1 = [
+    ("Ana", "Hi Ben! How have you been lately?"),
+    ("Ben", "Busy with work, but good. What's new with you?"),
+    ("Ana", "I started learning the cello last week! My teacher is very patient."),
+    ("Ben", "That's amazing. Do you practice every day?"),
+    ("Ana", "Almost. My parrot Kiwi sings along when I play."),
+    ("Ben", "Ha, a musical parrot. I am planning a trip to Portugal."),
+    ("Ana", "Have a great time and send pictures!"),
+]
+SESSION_2 = [
+    ("Ben", "Hey Ana, long time no talk."),
+    ("Ana", "Hi Ben! How was the trip?"),
+    ("Ben", "I got back from Lisbon yesterday, the custard tarts were incredible."),
+    ("Ana", "Jealous! Did anyone look after your pets?"),
+    ("Ben", "My neighbour fed my two goldfish while I was away."),
+    ("Ana", "Good neighbours are the best."),
+    ("Ben", "Totally. Let's catch up again soon."),
+]
+QA = [
+    {
+        "question": "What instrument did Ana start learning?",
+        "answer": "cello",
+        "evidence": ["D1:3"],
+        "category": 4,
+    },
+    {
+        "question": "When did Ben go to Lisbon?",
+        "answer": "19 May 2023",
+        "evidence": ["D2:3"],
+        "category": 2,
+    },
+    {
+        "question": "What pets do Ana and Ben have?",
+        "answer": "a parrot and two goldfish",
+        "evidence": ["D1:5; D2:5"],
+        "category": 1,
+    },
+    {
+        "question": "Would Ana enjoy a classical concert?",
+        "answer": "Likely yes",
+        "evidence": ["D01:03"],
+        "category": 3,
+    },
+    {"question": "Who fed the cat?", "adversarial_answer": "no cat", "evidence": [], "category": 5},
+    {"question": "What did Ben eat?", "answer": "custard tarts", "evidence": [], "category": 4},
+]
+
+
+@pytest.fixture
+def locomo_file(tmp_path):
+    conversation = {"speaker_a": "Ana", "speaker_b": "Ben"}
+    for n, (when, turns) in enumerate(
+        [("1:56 pm on 8 May, 2023", SESSION_1), ("10:05 am on 20 May, 2023", SESSION_2)], 1
+    ):
+        conversation[f"session_{n}_date_time"] = when
+        conversation[f"session_{n}"] = [
+            {"speaker": s, "dia_id": f"D{n}:{i}", "text": t} for i, (s, t) in enumerate(turns, 1)
+        ]
+    conversation["session_1"][4]["blip_caption"] = "a photo of a green parrot on a chair"
+    path = tmp_path / "tiny_locomo.json"
+    path.write_text(json.dumps([{"sample_id": "conv-t", "conversation": conversation, "qa": QA}]))
+    return path
+
+
+def run_cli(argv: list[str], capsys) -> dict:
+    parser = argparse.ArgumentParser(prog="engram")
+    parser.add_argument("--store")
+    parser.add_argument("--threads", type=int)
+    evals = parser.add_subparsers(dest="command").add_parser("eval").add_subparsers()
+    add_locomo_parser(evals)
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_parsing_helpers():
+    assert parse_session_time("1:56 pm on 8 May, 2023") == datetime(
+        2023, 5, 8, 13, 56, tzinfo=UTC
+    ).timestamp()
+    assert parse_session_time("12:48 am on 1 February, 2023") == datetime(
+        2023, 2, 1, 0, 48, tzinfo=UTC
+    ).timestamp()
+    assert normalise_evidence(["D8:6; D9:17", "D", "D30:05", "D8:6"]) == ["D8:6", "D9:17", "D30:5"]
+    assert token_f1("The cello", "cello") == 1.0
+    assert token_f1("a red parrot", "a parrot and two goldfish") == pytest.approx(0.4)
+    assert token_f1("", "cello") == 0.0
+
+
+def test_documents_hold_turns_contexts_and_sentences(locomo_file):
+    (conv,) = load_locomo(locomo_file)
+    assert len(conv.turns) == 14 and conv.namespace == "locomo-conv-t"
+    docs = {d.id: d for d in conversation_documents(conv)}
+    turn = docs["D1:5"]
+    assert turn.text == (
+        "Ana: Almost. My parrot Kiwi sings along when I play. "
+        "[shares a photo of a green parrot on a chair]"
+    )
+    assert turn.metadata == {
+        "dia_id": "D1:5",
+        "speaker": "Ana",
+        "session": 1,
+        "kind": "turn",
+        "turn": 4,
+    }
+    assert turn.created_at == parse_session_time("1:56 pm on 8 May, 2023") + 4
+    assert docs["context:D1:5"].text.splitlines()[0].startswith("Ana: I started learning")
+    assert docs["context:D2:1"].text.splitlines()[0] == "Ben: Hey Ana, long time no talk."
+    assert docs["sentence:D1:5:1"].text == "Ana: My parrot Kiwi sings along when I play."
+    assert docs["sentence:D1:5:2"].text == "Ana: [shares a photo of a green parrot on a chair]"
+
+
+def test_eval_locomo_cli_json(locomo_file, tmp_path, capsys):
+    store = str(tmp_path / "locomo.db")
+    result = run_cli(["--store", store, "eval", "locomo", str(locomo_file), "--json"], capsys)
+    assert {"recall@5", "recall@10", "per_category", "questions"} <= result.keys()
+    assert result["questions"] == 4 and result["skipped"] == 1
+    assert set(result["per_category"]) == {"1", "2", "3", "4"}
+    assert result["per_category"]["4"]["recall@5"] == 1.0
+    assert result["per_category"]["2"]["recall@5"] == 1.0
+    assert 0.5 <= result["recall@5"] <= result["recall@10"] <= 1.0
+
+    plain = run_cli(
+        ["--store", store, "eval", "locomo", str(locomo_file), "--json", "--retrieval", "plain"]
+        + ["--limit", "2", "--k", "3"],
+        capsys,
+    )
+    assert plain["questions"] == 2 and plain["retrieval"] == "plain"
+    assert {"recall@3", "recall@5", "recall@10"} <= plain.keys()
+
+
+def test_recall_turns_and_answer_f1(locomo_file, make_memory):
+    class Fixed:
+        model_id, context_window = "fixed", 4096
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+        def stream(self, messages, max_tokens=256, temperature=0.0, stop=None):
+            yield "the cello [1]"
+
+    mem = make_memory(generator=Fixed())
+    result = evaluate_locomo(locomo_file, memory=mem, answer=True, limit=1, k=3)
+    assert result["questions"] == 1 and result["f1"] == 1.0
+    ranked = recall_turns(mem, "locomo-conv-t", "Who plays the cello?", k=3)
+    assert ranked[0][0] == "D1:3"
+    plain = recall_turns(
+        mem, "locomo-conv-t", "cello", k=3, settings=Settings(retrieval="plain")
+    )
+    assert plain[0][0] == "D1:3"
