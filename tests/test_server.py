@@ -129,7 +129,9 @@ def test_auth(api):
     assert "Bearer" in r.json()["error"]["message"]
     assert r.headers["www-authenticate"] == "Bearer"
     for header in ("Basic abc", "Bearer", "Bearer egk_000000000000_" + "x" * 43, "nonsense"):
-        r = api.http.post("/v1/namespaces/notes/search", json=search, headers={"Authorization": header})
+        r = api.http.post(
+            "/v1/namespaces/notes/search", json=search, headers={"Authorization": header}
+        )
         assert r.status_code == 401, header
     # The key does not reach the namespace.
     r = api.post("/v1/namespaces/notes/search", search, role="other")
@@ -250,6 +252,9 @@ def test_document_ids_with_slashes(api):
     assert api.post("/v1/namespaces/work/documents", {"documents": [doc]}).status_code == 200
     assert api.get("/v1/namespaces/work/documents/docs/guide/intro.md").status_code == 200
     assert api.delete("/v1/namespaces/work/documents/docs/guide/intro.md").status_code == 200
+    r = api.post("/v1/namespaces/work/documents", {"documents": [{"id": 42, "text": "Numbered."}]})
+    assert r.json()["ids"] == ["42"]
+    assert api.get("/v1/namespaces/work/documents/42").json()["id"] == "42"
 
 
 def test_delete_where(api):
@@ -296,7 +301,9 @@ def test_turns(api):
         "/v1/namespaces/chat/search", {"query": "Lisbon", "where": {"speaker": "ana"}}
     ).json()["results"]
     assert hits and all(h["metadata"]["speaker"] == "ana" for h in hits)
-    r = api.post("/v1/namespaces/chat/turns", {"turns": [{"speaker": "x", "text": "y", "time": "soon"}]})
+    r = api.post(
+        "/v1/namespaces/chat/turns", {"turns": [{"speaker": "x", "text": "y", "time": "soon"}]}
+    )
     assert r.status_code == 422 and "ISO-8601" in r.json()["error"]["message"]
 
 
@@ -338,6 +345,7 @@ BAD_SEARCHES = [
     ({"query": "x", "where": {"$or": [{"a": i} for i in range(2000)]}}, 400, "too large"),
     ({"query": "x", "where": "year >>= 3"}, 400, "cannot read filter"),
     ({"query": "x", "where": {"a": {"$in": []}}}, 400, "non-empty list"),
+    ({"query": "x", "where": {"year": 10**30}}, 422, "64 bits"),
 ]
 
 
@@ -580,9 +588,7 @@ def test_refuses_public_bind_without_keys(tmp_path):
 def test_open_on_loopback_only_while_no_keys(tmp_path, embedder):
     path = tmp_path / "open.db"
     keystore = KeyStore(path)
-    app = create_app(
-        lambda: Memory(path, embedder=embedder), keys=keystore, open_when_no_keys=True
-    )
+    app = create_app(lambda: Memory(path, embedder=embedder), keys=keystore, open_when_no_keys=True)
     closed = create_app(lambda: Memory(path, embedder=embedder), keys=keystore)
     try:
         with LiveServer(app) as live, LiveServer(closed) as shut:

@@ -468,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
     qa.add_argument("--json", action="store_true")
     qa.set_defaults(func=cmd_eval_qa)
+
+    from engram.server.cli import add_server_parsers
+
+    add_server_parsers(sub)
     return p
 
 

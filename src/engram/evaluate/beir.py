@@ -87,10 +87,16 @@ def evaluate_beir(
         with Memory(path, **memory_options) as mem:
             mem.add_documents(docs, progress=progress)
             results = []
+            vectors = {}
+            if any(m != "keyword" for m in modes):  # embed every query once, in batches
+                embedded = mem.embedder.embed(list(queries.values()))
+                vectors = dict(zip(queries, embedded, strict=True))
             for mode in modes:
                 totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
                 for qid, text in queries.items():
-                    hits = mem.search(text, k=300, mode=mode, candidates=300)
+                    hits = mem.search(
+                        text, k=300, mode=mode, candidates=300, query_vector=vectors.get(qid)
+                    )
                     ranked = doc_ranking(hits)
                     rel = qrels[qid]
                     totals["ndcg@10"] += ndcg_at_k(ranked, rel, 10)

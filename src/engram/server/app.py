@@ -108,7 +108,8 @@ def engram_error_status(exc: EngramError) -> tuple[int, str]:
 
 # -- request bodies ---------------------------------------------------------------------------
 def _check_json_values(data: Any) -> None:
-    """Refuse strings SQLite cannot store (lone surrogates), non-finite numbers, deep nesting."""
+    """Refuse what SQLite cannot store or compare: lone surrogates, NaN and infinities,
+    integers beyond 64 bits, and nesting deeper than ``MAX_METADATA_DEPTH``."""
     stack: list[tuple[Any, int]] = [(data, 0)]
     while stack:
         value, depth = stack.pop()
@@ -121,6 +122,8 @@ def _check_json_values(data: Any) -> None:
                 raise ValueError("text contains invalid Unicode (a lone surrogate)") from None
         elif isinstance(value, float) and not math.isfinite(value):
             raise ValueError("numbers must be finite (no NaN or Infinity)")
+        elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ValueError("integers must fit in 64 bits")
         elif isinstance(value, dict):
             for k, v in value.items():
                 stack.append((k, depth + 1))
@@ -158,7 +161,9 @@ class SearchRequest(_Body):
 
 class DocumentIn(_Body):
     text: str
-    id: str | None = Field(None, min_length=1, max_length=512)
+    id: Annotated[str, Field(min_length=1, max_length=512)] | int | None = Field(
+        None, description="the document's id (default: sha256 of the text)"
+    )
     title: str | None = Field(None, max_length=2000)
     source: str | None = Field(None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -575,7 +580,7 @@ def create_app(
             docs.append(
                 Document(
                     text=d.text,
-                    id=d.id,
+                    id=_doc_id(d.id),
                     source=d.source or "",
                     title=d.title or "",
                     metadata=d.metadata,
@@ -693,6 +698,10 @@ class _NoKeys:
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI document, without opening a store."""
     return create_app(Memory, keys=_NoKeys()).openapi()  # type: ignore[arg-type]
+
+
+def _doc_id(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _time(value: float | str | None, field: str) -> float | None:

@@ -29,22 +29,6 @@ _KEY = re.compile(r"^egk_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,100})$")
 _PATTERN = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}\*?)$")
 _TOUCH_EVERY = 60.0  # seconds between last_used_at writes for one key
 
-# Created on first use; the lead turns this into a numbered migration.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id            TEXT PRIMARY KEY,
-    name          TEXT NOT NULL DEFAULT '',
-    salt          TEXT NOT NULL,
-    hash          TEXT NOT NULL,
-    scope         TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
-    namespaces    TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    last_used_at  REAL,
-    revoked_at    REAL
-)
-"""
-
-
 def _hash(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode("ascii")).hexdigest()
 
@@ -119,9 +103,7 @@ class KeyStore:
     def __init__(self, store: str | Path | SQLiteStore):
         self._owned = not isinstance(store, SQLiteStore)
         self.store = SQLiteStore(store) if self._owned else store
-        self._lock = threading.RLock()
-        with self.store.transaction() as conn:
-            conn.execute(SCHEMA)
+        self._lock = threading.RLock()  # the api_keys table comes from migration 0002
         self._last_touch: dict[str, float] = {}
 
     def close(self) -> None:
