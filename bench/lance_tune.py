@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--grid", default='{"nprobes": [10, 20, 50], "ef": [64, 128, 256], '
                    '"refine_factor": [null, 10]}')
     p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--reuse", action="store_true", help="keep stores built before")
     a = p.parse_args()
     d = datamod.load(a.data)
     grid = json.loads(a.grid)
@@ -38,11 +39,13 @@ def main() -> None:
     for t in a.types.split(","):
         store = Path(a.work) / t
         eng = LanceEngine(store, index_type=t, min_rows_for_index=0)
-        b = eng.build(a.data)
-        print(t, "build", {k: round(v, 1) for k, v in b.items()}, flush=True)
+        b = {"reused": True} if a.reuse and store.exists() else eng.build(a.data)
+        print(t, "build", b, flush=True)
         for nprobes in grid["nprobes"]:
             for ef in grid["ef"] if t.startswith("IVF_HNSW") else [None]:
-                for rf in grid["refine_factor"]:
+                for rf in grid["refine_factor"] if "PQ" in t or "SQ" in t else [None]:
+                    if ef and rf and ef < 10 * rf:
+                        continue  # LanceDB: ef must be >= k * refine_factor
                     eng = LanceEngine(store, index_type=t, nprobes=nprobes, ef=ef or 0,
                                       refine_factor=rf)
                     eng.open()

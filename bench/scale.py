@@ -30,6 +30,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -87,8 +88,10 @@ def worker_build(a: argparse.Namespace) -> None:
     eng = make(base_name(a.engine), a.store, _clean(opts))
     rss0 = peak_rss_mib()
     out = eng.build(a.data)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     out.update(
         {
+            "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "rss_at_start_mib": round(rss0, 1),
             "disk_bytes": disk_bytes(a.store),
@@ -142,31 +145,44 @@ def worker_query(a: argparse.Namespace) -> None:
     idx = list(range(warm, nq))
     tenants = d["tenants"]
     lat: dict[str, dict[str, list[float]]] = {e.label: {} for e in engines}
+    cpu: dict[str, dict[str, list[float]]] = {e.label: {} for e in engines}
     res: dict[str, dict[str, list[list[int]]]] = {e.label: {} for e in engines}
+    used: dict[str, dict[str, list[int]]] = {e.label: {} for e in engines}
     t_start = time.time()
     for op in OPS:
         live = [e for e in engines if op in e.ops]
         for e in live:  # warm-up, not recorded
             for i in range(warm):
                 e.run(op, d["q_text"][i], d["qvecs"][i], d["q_tenant"][i])
-            lat[e.label][op], res[e.label][op] = [], []
+            lat[e.label][op], cpu[e.label][op], res[e.label][op] = [], [], []
+            used[e.label][op] = []
         gc.collect()
+        spent = {e.label: 0.0 for e in live}
         for j, i in enumerate(idx):
             rot = j % len(live)
             for e in live[rot:] + live[:rot]:
+                if spent[e.label] > a.budget_s:
+                    continue  # this engine is too slow for this operation: stop sampling it
+                c0 = time.process_time()
                 t0 = now()
                 rows = e.run(op, d["q_text"][i], d["qvecs"][i], d["q_tenant"][i])
                 dt = (now() - t0) * 1000
+                cpu[e.label][op].append((time.process_time() - c0) * 1000)
+                spent[e.label] += dt / 1000
                 lat[e.label][op].append(dt)
                 res[e.label][op].append(rows)
+                used[e.label][op].append(i)
         print(f"  {op}: done ({time.time() - t_start:.0f}s)", file=sys.stderr, flush=True)
     out = {}
-    ref = res.get("bm25s", {}).get("keyword")
+    ref = dict(zip(used.get("bm25s", {}).get("keyword", []),
+                   res.get("bm25s", {}).get("keyword", []), strict=True)) or None
     for e in engines:
         eo = {"open_s_in_query_process": round(e.open_s, 3)}
         for op, ms in lat[e.label].items():
-            r = {**percentiles(ms)}
+            r = {**percentiles(ms), "cpu_ms_mean": round(float(np.mean(cpu[e.label][op])), 3)
+                 if ms else None}
             rows = res[e.label][op]
+            idx = used[e.label][op]
             if op == "vector":
                 r["recall@10"] = round(
                     float(np.mean([recall_at_k(x, d["truth"][i]) for x, i in zip(rows, idx)])), 4
@@ -190,9 +206,9 @@ def worker_query(a: argparse.Namespace) -> None:
                     )
                 )
             if op == "keyword" and ref is not None and e.label != "bm25s":
+                pairs = [(x, ref[i]) for x, i in zip(rows, idx) if i in ref]
                 r["overlap@10_with_bm25s"] = round(
-                    float(np.mean([len(set(x) & set(y)) / max(1, len(y)) for x, y in zip(rows, ref)])),
-                    4,
+                    float(np.mean([len(set(x) & set(y)) / max(1, len(y)) for x, y in pairs])), 4
                 )
             eo[op] = r
         out[e.label] = eo
@@ -277,7 +293,8 @@ def run(a: argparse.Namespace) -> Path:
         )
     print(f"[{a.scale}] query {len(plan)} engines ...", file=sys.stderr, flush=True)
     result["query"] = child(
-        ["query", "--specs", json.dumps(plan), "--data", str(folder), "--warmup", str(a.warmup)],
+        ["query", "--specs", json.dumps(plan), "--data", str(folder), "--warmup", str(a.warmup),
+         "--budget-s", str(a.budget_s)],
         log,
     )
     result["finished"] = time.strftime("%F %T")
@@ -299,9 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--specs", required=True)
     q.add_argument("--data", required=True)
     q.add_argument("--warmup", type=int, default=20)
+    q.add_argument("--budget-s", type=float, default=300.0)
     p.add_argument("--scale", type=int)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--budget-s", type=float, default=300.0,
+                   help="stop timing an engine's operation after this many seconds")
     p.add_argument("--work", default="/tmp/engram-bench")
     p.add_argument("--engines", default=DEFAULT_ENGINES)
     p.add_argument("--tag", default="", help="suffix for the result file name")

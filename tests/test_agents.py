@@ -335,7 +335,7 @@ def test_forgetting_leaves_no_trace_and_an_audit_record(make_memory):
     gen = FakeGenerator("Kim keeps a secret word.")
     agent = AgentMemory(mem, "kim", generator=gen, clock=lambda: REF)
     secret = agent.remember("kim", "My secret word is zanzibarquux", time=day(-1))
-    agent.remember("kim", "Another secret word is zanzibarquux too", time=day(-1))
+    agent.remember("kim", "I wrote zanzibarquux on a sticky note at work", time=day(-1))
     agent.remember("kim", "I like green tea", time=day(-1))
     (reflection,) = agent.reflect(cluster_threshold=0.9)
     (doc,) = iter_documents(mem, "kim", {"doc_id": secret})
@@ -347,7 +347,7 @@ def test_forgetting_leaves_no_trace_and_an_audit_record(make_memory):
     assert chunk in {int(i) for i in reflection.metadata["sources"]}
     assert not list(iter_documents(mem, "kim", {"kind": "reflection"}))  # it cited the secret
     keyword = mem.search("zanzibarquux", k=10, mode="keyword", namespace="kim")
-    assert [h.text for h in keyword] == ["kim: Another secret word is zanzibarquux too"]
+    assert [h.text for h in keyword] == ["kim: I wrote zanzibarquux on a sticky note at work"]
     vec = mem.search("kim: My secret word is zanzibarquux", k=10, mode="vector", namespace="kim")
     assert chunk not in {h.id for h in vec}
     assert vector not in _index_bytes(mem) and vector not in _store_bytes(mem)

@@ -52,7 +52,7 @@ class Chat:
         """Recalled memories for ``text`` plus the latest turns of this session."""
         hits = self.agent.recall(text, k=self.k) if self.k else []
         seen = {h.id for h in hits}
-        recent = [h for h in self.agent.recent(self.history, session=self.session)]
+        recent = self.agent.recent(self.history, session=self.session) if self.history else []
         return hits + [h for h in recent if h.id not in seen]
 
     def send(self, text: str, on_token: Callable[[str], Any] | None = None) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,20 +57,47 @@ def to_timestamp(value: Any) -> float:
     raise FilterError(f"not a time: {value!r}")
 
 
-def compile_where(where: dict[str, Any] | None, placeholder: str = "?") -> tuple[str, list[Any]]:
-    """Compile a filter to ``(sql, params)`` over ``documents d``; ``("1=1", [])`` for none."""
+DIALECTS = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a filter is compiled to: the SQL dialect and its parameter placeholder."""
+
+    dialect: str
+    ph: str
+
+    @property
+    def pg(self) -> bool:
+        return self.dialect == "postgres"
+
+
+def compile_where(
+    where: dict[str, Any] | None, placeholder: str | None = None, dialect: str = "sqlite"
+) -> tuple[str, list[Any]]:
+    """Compile a filter to ``(sql, params)`` over ``documents d``; ``("1=1", [])`` for none.
+
+    ``dialect`` is ``"sqlite"`` (``json_extract``, ``?`` placeholders) or ``"postgres"``
+    (``jsonb`` operators with a ``text[]`` path parameter, ``%s`` placeholders). Both accept the
+    same filters, raise the same errors and select the same rows: the PostgreSQL SQL follows
+    SQLite's comparison rules (NULL for a missing key, numbers sort before text, booleans
+    compare as 1/0, binary text order).
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; use one of {DIALECTS}")
     if not where:
         return "1=1", []
     if not isinstance(where, dict):
         raise FilterError(
             f"a filter must be an object of field conditions, got {type(where).__name__}"
         )
+    target = _Target(dialect, placeholder or ("%s" if dialect == "postgres" else "?"))
     params: list[Any] = []
-    sql = _compile_obj(where, params, placeholder)
+    sql = _compile_obj(where, params, target)
     return sql, params
 
 
-def _compile_obj(obj: dict[str, Any], params: list[Any], ph: str) -> str:
+def _compile_obj(obj: dict[str, Any], params: list[Any], t: _Target) -> str:
     if not obj:
         return "1=1"
     parts = []
@@ -78,27 +106,34 @@ def _compile_obj(obj: dict[str, Any], params: list[Any], ph: str) -> str:
             if not isinstance(cond, list) or not cond or not all(isinstance(c, dict) for c in cond):
                 raise FilterError(f"{key} takes a non-empty list of filter objects")
             joiner = " AND " if key == "$and" else " OR "
-            parts.append("(" + joiner.join(_compile_obj(c, params, ph) for c in cond) + ")")
+            parts.append("(" + joiner.join(_compile_obj(c, params, t) for c in cond) + ")")
         elif key == "$not":
             if not isinstance(cond, dict):
                 raise FilterError("$not takes a filter object")
-            parts.append(f"NOT ({_compile_obj(cond, params, ph)})")
+            parts.append(f"NOT ({_compile_obj(cond, params, t)})")
         elif key.startswith("$"):
             raise FilterError(f"unknown operator {key!r} at the top of a filter")
         else:
-            parts.append(_compile_field(key, cond, params, ph))
+            parts.append(_compile_field(key, cond, params, t))
     return "(" + " AND ".join(parts) + ")"
 
 
-def _field_sql(key: str, params: list[Any], ph: str) -> str:
-    if key in COLUMNS:
-        return COLUMNS[key]
-    if not _KEY.match(key) or len(key) > 200:
+def _check_key(key: str) -> None:
+    if key not in COLUMNS and (not _KEY.match(key) or len(key) > 200):
         raise FilterError(
             f"invalid metadata key {key!r}: use letters, digits, '_' and '-', dots for nesting"
         )
+
+
+def _field_sql(key: str, params: list[Any], t: _Target) -> str:
+    _check_key(key)
+    if key in COLUMNS:
+        return COLUMNS[key]
+    if t.pg:
+        params.append(key.split("."))
+        return f"(d.metadata #> {t.ph}::text[])"
     params.append(_json_path(key))
-    return f"json_extract(d.metadata, {ph})"
+    return f"json_extract(d.metadata, {t.ph})"
 
 
 def _json_path(key: str) -> str:
@@ -115,7 +150,7 @@ def _value(key: str, value: Any) -> Any:
     return value
 
 
-def _compile_field(key: str, cond: Any, params: list[Any], ph: str) -> str:
+def _compile_field(key: str, cond: Any, params: list[Any], t: _Target) -> str:
     if not isinstance(cond, dict):
         cond = {"$eq": cond}
     if not cond:
@@ -124,36 +159,62 @@ def _compile_field(key: str, cond: Any, params: list[Any], ph: str) -> str:
     for op, value in cond.items():
         if op in _COMPARE:
             if value is None and op in ("$eq", "$ne"):
-                col = _field_sql(key, params, ph)
-                parts.append(f"{col} IS {'NOT ' if op == '$ne' else ''}NULL")
+                parts.append(_is_null(key, op == "$ne", params, t))
                 continue
-            col = _field_sql(key, params, ph)
+            if t.pg:
+                _check_key(key)
+                parts.append(_pg_compare(key, _COMPARE[op], _value(key, value), params, t.ph))
+                continue
+            col = _field_sql(key, params, t)
             params.append(_value(key, value))
-            parts.append(f"{col} {_COMPARE[op]} {ph}")
+            parts.append(f"{col} {_COMPARE[op]} {t.ph}")
         elif op in ("$in", "$nin"):
             if not isinstance(value, list | tuple) or not value:
                 raise FilterError(f"{op} for {key!r} takes a non-empty list")
-            col = _field_sql(key, params, ph)
+            if t.pg:
+                _check_key(key)
+                values = [_value(key, v) for v in value]
+                parts.append(_pg_in(key, values, op == "$nin", params, t.ph))
+                continue
+            col = _field_sql(key, params, t)
             params.extend(_value(key, v) for v in value)
-            marks = ", ".join([ph] * len(value))
+            marks = ", ".join([t.ph] * len(value))
             parts.append(f"{col} {'NOT ' if op == '$nin' else ''}IN ({marks})")
         elif op == "$contains":
-            parts.append(_contains(key, value, params, ph))
+            parts.append(_contains(key, value, params, t))
         elif op == "$exists":
-            col = _field_sql(key, params, ph)
+            if t.pg and key not in COLUMNS:
+                _check_key(key)
+                parts.append(_pg_is_null(key, not value, params, t.ph))
+                continue
+            col = _field_sql(key, params, t)
             parts.append(f"{col} IS {'NOT ' if value else ''}NULL")
         else:
             raise FilterError(f"unknown operator {op!r} for {key!r}")
     return "(" + " AND ".join(parts) + ")"
 
 
-def _contains(key: str, value: Any, params: list[Any], ph: str) -> str:
+def _is_null(key: str, negate: bool, params: list[Any], t: _Target) -> str:
+    """``key`` is missing or null (``negate``: present and not null)."""
+    if t.pg and key not in COLUMNS:
+        _check_key(key)
+        return _pg_is_null(key, not negate, params, t.ph)
+    col = _field_sql(key, params, t)
+    return f"{col} IS {'NOT ' if negate else ''}NULL"
+
+
+def _contains(key: str, value: Any, params: list[Any], t: _Target) -> str:
     value = _value(key, value)
     if key in COLUMNS:
         params.append(str(value))
-        return f"instr({COLUMNS[key]}, {ph}) > 0"
+        if t.pg:
+            return f"strpos({COLUMNS[key]}::text, {t.ph}) > 0"
+        return f"instr({COLUMNS[key]}, {t.ph}) > 0"
     if not _KEY.match(key):
         raise FilterError(f"invalid metadata key {key!r}")
+    if t.pg:
+        return _pg_contains(key, value, params, t.ph)
+    ph = t.ph
     path = _json_path(key)
     params.extend([path, path, value, path, str(value)])
     return (
@@ -161,6 +222,100 @@ def _contains(key: str, value: Any, params: list[Any], ph: str) -> str:
         f"EXISTS (SELECT 1 FROM json_each(d.metadata, {ph}) WHERE json_each.value = {ph}) "
         f"ELSE instr(json_extract(d.metadata, {ph}), {ph}) > 0 END)"
     )
+
+
+# -- PostgreSQL: jsonb with SQLite's comparison rules ------------------------------------------
+# SQLite's json_extract gives NULL for a missing key or a JSON null, a number for a number,
+# 1/0 for true/false and text for a string (JSON text for an array or object); a comparison
+# with NULL is NULL, numbers sort before text, and text compares byte-wise. The CASE
+# expressions below give the same value (TRUE, FALSE or NULL) for every stored type, so
+# ``$not``, ``$nin`` and ``$ne`` select the same rows on both backends.
+_PG_TEXT_SIDE = ("string", "array", "object")  # json_extract returns text for these
+
+
+def _pg_x(key: str, params: list[Any], ph: str) -> str:
+    """The jsonb value at ``key`` (SQL NULL when missing), its path as a parameter."""
+    params.append(key.split("."))
+    return f"(d.metadata #> {ph}::text[])"
+
+
+def _pg_compare(key: str, sqlop: str, value: Any, params: list[Any], ph: str) -> str:
+    if key in TIME_COLUMNS:
+        params.append(value)
+        return f"{COLUMNS[key]} {sqlop} {ph}"
+    if key in COLUMNS:  # TEXT columns: SQLite gives a compared number the column's affinity
+        params.append(None if value is None else str(value))
+        return f'{COLUMNS[key]} COLLATE "C" {sqlop} {ph}'
+    return _pg_json_compare(lambda: _pg_x(key, params, ph), sqlop, value, params, ph)
+
+
+def _pg_json_compare(x: Any, sqlop: str, value: Any, params: list[Any], ph: str) -> str:
+    """``x() sqlop value`` where ``x()`` yields a jsonb expression (appending its params)."""
+    if value is None:
+        return "(NULL::boolean)"  # SQLite: a comparison with NULL is NULL
+    if isinstance(value, int | float):
+        # A number: numbers and booleans compare numerically; text sorts after any number.
+        # The value travels as its decimal text, so numeric comparison is exact.
+        number = repr(value) if isinstance(value, float) else str(value)
+        text_side = "TRUE" if sqlop in ("!=", ">", ">=") else "FALSE"
+        sql = f"(CASE jsonb_typeof({x()}) "
+        sql += f"WHEN 'number' THEN ({x()})::numeric {sqlop} {ph}::numeric "
+        params.append(number)
+        sql += f"WHEN 'boolean' THEN (CASE WHEN ({x()})::boolean THEN 1 ELSE 0 END) "
+        sql += f"{sqlop} {ph}::numeric "
+        params.append(number)
+        sql += " ".join(f"WHEN '{kind}' THEN {text_side}" for kind in _PG_TEXT_SIDE)
+        return sql + " END)"
+    # A string: any number sorts before it; text compares byte-wise (COLLATE "C").
+    number_side = "TRUE" if sqlop in ("!=", "<", "<=") else "FALSE"
+    sql = (
+        f"(CASE jsonb_typeof({x()}) WHEN 'number' THEN {number_side} "
+        f"WHEN 'boolean' THEN {number_side} WHEN 'null' THEN NULL "
+        f"ELSE ({x()} #>> '{{}}') COLLATE \"C\" {sqlop} {ph} END)"
+    )
+    params.append(value)
+    return sql
+
+
+def _pg_in(key: str, values: list[Any], negate: bool, params: list[Any], ph: str) -> str:
+    neg = "NOT " if negate else ""
+    if key in TIME_COLUMNS:
+        params.extend(values)
+        return f"{COLUMNS[key]} {neg}IN ({', '.join([ph] * len(values))})"
+    if key in COLUMNS:
+        params.extend(None if v is None else str(v) for v in values)
+        return f'{COLUMNS[key]} COLLATE "C" {neg}IN ({", ".join([ph] * len(values))})'
+    # x IN (a, b) is (x = a OR x = b) in three-valued logic, and NOT IN its negation.
+    terms = [_pg_compare(key, "=", v, params, ph) for v in values]
+    return f"{neg}({' OR '.join(terms)})"
+
+
+def _pg_is_null(key: str, null: bool, params: list[Any], ph: str) -> str:
+    """Missing or JSON null (``null``), or present and not null."""
+    x = _pg_x(key, params, ph)
+    return f"(coalesce(jsonb_typeof({x}), 'null') {'=' if null else '<>'} 'null')"
+
+
+def _pg_contains(key: str, value: Any, params: list[Any], ph: str) -> str:
+    """An array holding ``value``, or a scalar whose text holds ``str(value)``."""
+    x = _pg_x(key, params, ph)
+    sql = f"(CASE jsonb_typeof({x}) WHEN 'array' THEN "
+    if value is None:
+        sql += "FALSE"
+    elif isinstance(value, str):
+        sql += f"{_pg_x(key, params, ph)} @> {ph}::jsonb"
+        params.append(json.dumps([value], ensure_ascii=False))
+    else:  # a number equals a number or a boolean (as 1/0) element
+        sql += (
+            f"EXISTS (SELECT 1 FROM jsonb_array_elements({_pg_x(key, params, ph)}) AS e(v) "
+            f"WHERE {_pg_json_compare(lambda: 'e.v', '=', value, params, ph)})"
+        )
+    bool_text = f"CASE WHEN ({_pg_x(key, params, ph)})::boolean THEN '1' ELSE '0' END"
+    sql += f" WHEN 'boolean' THEN strpos({bool_text}, {ph}) > 0"
+    params.append(str(value))
+    sql += f" ELSE strpos({_pg_x(key, params, ph)} #>> '{{}}', {ph}) > 0 END)"
+    params.append(str(value))
+    return sql
 
 
 _TEXT_OPS = [
