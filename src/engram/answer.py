@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.answer_text import attribute, is_no_answer, process_citations
+from engram.answer_text import (
+    attribute,
+    is_grounded,
+    is_no_answer,
+    process_citations,
+    strip_preamble,
+)
 from engram.cluster import Cluster, cluster_hits
 from engram.generate.base import Generator
 from engram.prompt import NO_ANSWER, Prompt, Source, build_prompt
@@ -31,6 +37,7 @@ class Answer:
     attributed: bool = False
     unknown_citations: list[int] = field(default_factory=list)
     raw: str = ""
+    ungrounded: bool = False  # the model answered, but the passages do not back it
 
     @property
     def sources(self) -> list[Source]:
@@ -53,6 +60,8 @@ class Answer:
                 for s in self.citations
             ],
             "attributed": self.attributed,
+            "ungrounded": self.ungrounded,
+            "raw": self.raw,
             "unknown_citations": self.unknown_citations,
             "clusters": [{"label": c.label, "ids": c.ids, "score": c.score} for c in self.clusters],
         }
@@ -70,12 +79,15 @@ def answer_from_hits(
     cluster_threshold: float = 0.7,
     no_answer: str = NO_ANSWER,
     stop: list[str] | None = None,
+    require_grounding: bool = True,
     on_token: Callable[[str], None] | None = None,
     prompt_only: bool = False,
 ) -> Answer:
     """Cluster ``hits``, build the cited prompt within ``budget`` and let the model answer.
 
-    With no hits and nothing pinned, the model is not called: memory holds no answer.
+    With no hits and nothing pinned, the model is not called: memory holds no answer. With
+    ``require_grounding``, an answer whose numbers or new terms the passages do not contain is
+    replaced by the no-answer sentence (the model's text stays in ``raw``).
     """
     if not hits and not pinned:
         if on_token:
@@ -103,8 +115,12 @@ def answer_from_hits(
             on_token(piece)
     raw = "".join(pieces).strip()
     text, cited, unknown = process_citations(raw, prompt.sources)
-    text = text.strip()
-    if is_no_answer(text):
+    text = strip_preamble(text).strip()
+    declined = is_no_answer(text)
+    ungrounded = require_grounding and not declined and not is_grounded(
+        text, question, prompt.sources
+    )
+    if declined or ungrounded:
         return Answer(
             question,
             no_answer,
@@ -113,6 +129,7 @@ def answer_from_hits(
             no_answer=True,
             unknown_citations=unknown,
             raw=raw,
+            ungrounded=ungrounded,
         )
     attributed = False
     if not cited:

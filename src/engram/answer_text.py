@@ -87,6 +87,33 @@ def attribute(
     return [source for _, _, source in scored[:limit]]
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]\s*", re.IGNORECASE)
+
+
+def strip_preamble(answer: str) -> str:
+    """Drop a leading "The answer is:" that small models like to add."""
+    return _PREFIX.sub("", answer, count=1)
+
+
+def is_grounded(answer: str, question: str, sources: list[Source], min_share: float = 0.5) -> bool:
+    """Whether the passages back what the answer adds to the question.
+
+    Every number in the answer must occur in some passage, and at least ``min_share`` of the
+    answer's terms that are not already in the question must occur in the passages. An answer
+    that adds nothing to the question is not judged (True).
+    """
+    text = _CITATION.sub(" ", answer)
+    evidence = " ".join(f"{s.hit.title} {s.text or s.hit.text}" for s in sources)
+    known_numbers = set(_NUMBER.findall(evidence))
+    if any(n not in known_numbers for n in _NUMBER.findall(text)):
+        return False
+    novel = set(analyze(text)) - set(analyze(question)) - {"answer"}
+    if not novel:
+        return True
+    return len(novel & set(analyze(evidence))) / len(novel) >= min_share
+
+
 def _normalise(text: str) -> str:
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     return " ".join(text.split())

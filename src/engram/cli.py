@@ -236,6 +236,8 @@ def cmd_eval_beir(args: argparse.Namespace) -> int:
 
 def _print_answer_sources(answer: Any) -> None:
     if answer.no_answer:
+        if answer.ungrounded:
+            print(f"(the model said {answer.raw!r}, which the recalled passages do not back)")
         return
     if answer.citations:
         note = " (attributed by overlap: the model did not cite)" if answer.attributed else ""
@@ -306,9 +308,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {h.score:.3f}  kw={h.scores.get('keyword', 0):.2f} "
                 f"vec={h.scores.get('vector', 0):.2f}  {h.title}: {_snippet(h.text, 90)}"
             )
-        print(f"\n== Filtered search (year>=2024): {questions[1]}")
-        for h in mem.search(questions[1], k=3, where={"year": {"$gte": 2024}}):
-            print(f"  {h.score:.3f}  [{h.metadata.get('year')}] {h.title}")
+        print("\n== Filtered search, topic=work and year>=2024: acknowledge a page")
+        where = {"topic": "work", "year": {"$gte": 2024}}
+        for h in mem.search("acknowledge a page", k=3, where=where):
+            print(
+                f"  {h.score:.3f}  [{h.metadata.get('topic')}, {h.metadata.get('year')}] "
+                f"{h.title}: {_snippet(h.text, 70)}"
+            )
         if args.no_answers:
             return 0
         for q in questions[: args.questions] + questions[-1:]:

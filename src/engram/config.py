@@ -34,6 +34,7 @@ class Config:
     answer_max_tokens: int = 128
     answer_stop: list[str] | None = None  # None: a blank line for the small local model only
     min_similarity: float = 0.3  # below this cosine to the question a hit is not evidence
+    require_grounding: bool = True  # replace answers the passages do not back by "no answer"
     cluster_threshold: float = 0.7  # cosine distance at which clusters are cut
     # vector index
     ann: str = "auto"  # auto: HNSW from ann_threshold rows on; hnsw: always; exact: never

@@ -541,6 +541,7 @@ class Memory:
             on_token=on_token,
             prompt_only=prompt_only,
             stop=self._answer_stop(generator or self.generator),
+            require_grounding=self.config.require_grounding,
         )
 
     def _answer_stop(self, generator: Generator) -> list[str] | None:
