@@ -97,14 +97,14 @@ class Memory:
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
-    def keyword(self) -> KeywordIndex:
-        """The keyword index (embedded backend)."""
-        return self.retrieval.keyword_index
+    def keyword(self) -> KeywordIndex | None:
+        """The keyword index file (embedded backend; None on a server database)."""
+        return getattr(self.retrieval, "keyword_index", None)
 
     @property
-    def vector(self) -> FlatVectorIndex:
-        """The vector index (embedded backend)."""
-        return self.retrieval.vector_index
+    def vector(self) -> FlatVectorIndex | None:
+        """The vector index file (embedded backend; None on a server database)."""
+        return getattr(self.retrieval, "vector_index", None)
 
     def __enter__(self) -> Memory:
         return self
@@ -151,12 +151,13 @@ class Memory:
         emb = self.embedder
         model = self.store.get_setting("embedding_model")
         if model is None:
-            self.store.set_setting("embedding_model", emb.model_id)
+            # the dimension first: a process that sees the model also sees its dimension
             self.store.set_setting("embedding_dim", str(emb.dim))
+            self.store.set_setting("embedding_model", emb.model_id)
             self.retrieval.set_dim(emb.dim)
         elif model != emb.model_id or int(self.store.get_setting("embedding_dim")) != emb.dim:
             raise EmbeddingMismatchError(
-                f"{self.path} holds vectors of {model} "
+                f"{self.store.path} holds vectors of {model} "
                 f"({self.store.get_setting('embedding_dim')} dims), but this Memory embeds with "
                 f"{emb.model_id} ({emb.dim} dims). Open it with the same embedder, or add into a "
                 "new store."

@@ -13,12 +13,14 @@ folder loses nothing: the index is rebuilt from the store.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +109,32 @@ class SegmentedIndex:
         return len(self.deleted) / n if n else 0.0
 
     # -- persistence ----------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """An advisory lock on the folder, so processes never read or sweep half a save."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "LOCK", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def save(self) -> None:
         """Persist atomically (new segment files + manifest, then swap CURRENT)."""
         if self.directory is None or not self.dirty:
             return
         self.freeze()
+        with self._locked(exclusive=True):
+            self._save()
+
+    def _save(self) -> None:
         seg_dir = self.directory / "segments"
         seg_dir.mkdir(parents=True, exist_ok=True)
         for i, seg in enumerate(self.segments):
-            if self.segment_names[i] is None:
+            name = self.segment_names[i]
+            # New segments, and ones another process's save swept away, are written anew.
+            if name is None or not any(seg_dir.glob(name + ".*")):
                 name = f"{self.kind}-{uuid.uuid4().hex[:12]}"
                 self._save_segment(seg, seg_dir / name)
                 self.segment_names[i] = name
@@ -154,6 +173,10 @@ class SegmentedIndex:
         self.dirty = False
         if self.directory is None or not (self.directory / "CURRENT").exists():
             return False
+        with self._locked(exclusive=False):
+            return self._load()
+
+    def _load(self) -> bool:
         try:
             name = (self.directory / "CURRENT").read_text().strip()
             manifest = json.loads((self.directory / name).read_text())

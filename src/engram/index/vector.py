@@ -167,6 +167,8 @@ class FlatVectorIndex(SegmentedIndex):
             self.build_hnsw()
         if self.hnsw is None:
             return {}
+        if not (seg_dir / self._hnsw_name).is_file():  # never saved, or swept by another process
+            self._hnsw_dirty = True
         name = self._hnsw_name if not self._hnsw_dirty else f"hnsw-{tag}.bin"
         if self._hnsw_dirty:
             self.hnsw.save_index(str(seg_dir / name))

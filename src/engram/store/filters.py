@@ -14,6 +14,9 @@ Keys are validated against a strict pattern and values always travel as paramete
 no user string ever becomes SQL text. ``parse_where`` also accepts a short text form used
 by the CLI: ``year>=2019 and topic=plants`` (operators ``= != > >= < <= ~``; ``~`` means
 contains; ``a=x|y`` means ``$in``).
+
+``compile_where(where, dialect=...)`` targets SQLite (``json_extract``) or PostgreSQL (``jsonb``
+operators); both select the same rows for the same filter.
 """
 
 from __future__ import annotations
