@@ -67,14 +67,21 @@ class Spec:
 
 
 def _words(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct pronounceable words of 2-4 consonant-vowel syllables (vectorised)."""
     cons = list("bdfgklmnprtvz") + ["ch", "sh", "th", "st", "tr", "gr"]
     vowels = ["a", "o", "u", "i", "ai", "ou"]
-    syll = [c + v for c in cons for v in vowels]
+    syll = np.array([c + v for c in cons for v in vowels] + [""], dtype=object)
     out: dict[str, None] = {}
     while len(out) < n:
-        k = int(rng.integers(2, 5))
-        w = "".join(syll[i] for i in rng.integers(0, len(syll), k))
-        out.setdefault(w)
+        m = 2 * (n - len(out)) + 1000
+        k = rng.integers(2, 5, m)
+        idx = rng.integers(0, len(syll) - 1, (m, 4))
+        idx[np.arange(4) >= k[:, None]] = len(syll) - 1  # "" pads shorter words
+        words = syll[idx[:, 0]] + syll[idx[:, 1]] + syll[idx[:, 2]] + syll[idx[:, 3]]
+        for w in words.tolist():
+            out.setdefault(w)
+            if len(out) == n:
+                break
     return np.array(list(out), dtype=object)
 
 

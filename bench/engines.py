@@ -41,6 +41,15 @@ class Engine:
         self.store = Path(store)
         self.options = options
 
+    libraries: tuple[str, ...] = ()
+
+    def preload(self) -> None:
+        """Import the engine's libraries (so reopen times exclude Python imports)."""
+        import importlib
+
+        for name in self.libraries:
+            importlib.import_module(name)
+
     def build(self, data: str | Path, block: int = 50_000) -> dict[str, float]:
         raise NotImplementedError
 
@@ -76,6 +85,7 @@ class EngramEngine(Engine):
     """
 
     name = "engram"
+    libraries = ("engram.memory", "engram.embed.precomputed", "hnswlib")
 
     def _memory(self):
         from engram.embed.precomputed import PrecomputedEmbedder
@@ -164,6 +174,7 @@ class LanceEngine(Engine):
     """
 
     name = "lancedb"
+    libraries = ("lancedb", "pyarrow")
     defaults = {
         "index_type": "IVF_FLAT",
         "nprobes": 20,
@@ -289,6 +300,7 @@ class Fts5Engine(Engine):
     """
 
     name = "fts5"
+    libraries = ("engram.recall.fusion",)
     candidates = 100
 
     def build(self, data, block=50_000):
@@ -330,6 +342,9 @@ class Fts5Engine(Engine):
         return {"ingest_s": (t1 - t0) + (t3 - t2), "index_s": t2 - t1, "build_s": t3 - t0}
 
     def open(self):
+        from engram.recall.fusion import blend  # the same min-max blend as Engram's default
+
+        self._blend = blend
         self.conn = sqlite3.connect(self.store / "fts.db", check_same_thread=False)
         self.vectors = np.load(self.store / "vectors.npy")  # exact search needs them in RAM
         tenants = np.load(self.store / "tenants.npy")
@@ -373,9 +388,7 @@ class Fts5Engine(Engine):
         return list(zip(ids.tolist(), scores[part].tolist(), strict=True))
 
     def _fuse(self, kw, vec, k) -> list[int]:
-        from engram.recall.fusion import blend
-
-        fused = blend(kw, vec, 0.5)
+        fused = self._blend(kw, vec, 0.5)
         return [cid for cid, _ in sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]]
 
     def keyword(self, text, k=K):
@@ -402,6 +415,7 @@ class Bm25sEngine(Engine):
     as Engram. Returns row numbers only (bm25s keeps no text unless asked)."""
 
     name = "bm25s"
+    libraries = ("bm25s", "Stemmer")
     ops = ("keyword",)
 
     def build(self, data, block=50_000):

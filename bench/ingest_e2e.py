@@ -35,28 +35,17 @@ from bench.common import disk_bytes, now
 from bench.quality import SCIFACT, load
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--folder", default=SCIFACT)
-    p.add_argument("--docs", type=int, default=300)
-    p.add_argument("--engines", default="engram,lancedb,fts5")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="/tmp/engram-bench/results/ingest_e2e.json")
-    a = p.parse_args()
-    from engram.embed.local import SentenceTransformerEmbedder
+def run(docs, engines: list[str], emb, threads: int = 1) -> list[dict]:
+    """Ingest ``docs`` into each engine with embedder ``emb``; one row of figures per engine."""
     from engram.memory import Memory
 
-    docs, _, _ = load(a.folder)
-    docs = docs[: a.docs]
-    emb = SentenceTransformerEmbedder(threads=a.threads)
-    emb.embed(["warm up"])
     rows = []
-    for name in a.engines.split(","):
+    for name in engines:
         tmp = Path(tempfile.mkdtemp(prefix=f"e2e-{name}-"))
         try:
             t0 = now()
             if name == "engram":
-                mem = Memory(tmp / "e2e.db", embedder=emb, threads=a.threads)
+                mem = Memory(tmp / "e2e.db", embedder=emb, threads=threads)
                 rep = mem.add(docs)
                 mem.save()
                 mem.close()
@@ -97,6 +86,8 @@ def main() -> None:
                         )
                     conn.close()
                     np.save(tmp / "vectors.npy", vecs)
+                else:
+                    raise ValueError(name)
                 total = now() - t0
             row = {
                 "engine": name,
@@ -112,6 +103,24 @@ def main() -> None:
             print(json.dumps(row), flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--folder", default=SCIFACT)
+    p.add_argument("--docs", type=int, default=300)
+    p.add_argument("--engines", default="engram,lancedb,fts5")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="/tmp/engram-bench/results/ingest_e2e.json")
+    a = p.parse_args()
+    from engram.embed.local import SentenceTransformerEmbedder
+
+    docs, _, _ = load(a.folder)
+    docs = docs[: a.docs]
+    emb = SentenceTransformerEmbedder(threads=a.threads)
+    emb.embed(["warm up"])
+    rows = run(docs, a.engines.split(","), emb, a.threads)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"threads": a.threads, "rows": rows}, indent=1))
 

@@ -82,7 +82,7 @@ def run_engine(name: str, docs, queries, tmp: Path, k: int = 100) -> tuple[dict,
         def search(q):
             tok = bm25s.tokenize([q], stopwords="en", stemmer=stem, return_ids=False,
                                  show_progress=False)
-            rows, _ = model.retrieve(tok, k=k, show_progress=False, n_threads=1)
+            rows, _ = model.retrieve(tok, k=min(k, len(ids)), show_progress=False, n_threads=1)
             return [ids[int(r)] for r in rows[0]]
 
     elif name == "fts5":

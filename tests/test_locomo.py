@@ -96,12 +96,14 @@ def run_cli(argv: list[str], capsys) -> dict:
 
 
 def test_parsing_helpers():
-    assert parse_session_time("1:56 pm on 8 May, 2023") == datetime(
-        2023, 5, 8, 13, 56, tzinfo=UTC
-    ).timestamp()
-    assert parse_session_time("12:48 am on 1 February, 2023") == datetime(
-        2023, 2, 1, 0, 48, tzinfo=UTC
-    ).timestamp()
+    assert (
+        parse_session_time("1:56 pm on 8 May, 2023")
+        == datetime(2023, 5, 8, 13, 56, tzinfo=UTC).timestamp()
+    )
+    assert (
+        parse_session_time("12:48 am on 1 February, 2023")
+        == datetime(2023, 2, 1, 0, 48, tzinfo=UTC).timestamp()
+    )
     assert normalise_evidence(["D8:6; D9:17", "D", "D30:05", "D8:6"]) == ["D8:6", "D9:17", "D30:5"]
     assert token_f1("The cello", "cello") == 1.0
     assert token_f1("a red parrot", "a parrot and two goldfish") == pytest.approx(0.4)
@@ -165,7 +167,5 @@ def test_recall_turns_and_answer_f1(locomo_file, make_memory):
     assert result["questions"] == 1 and result["f1"] == 1.0
     ranked = recall_turns(mem, "locomo-conv-t", "Who plays the cello?", k=3)
     assert ranked[0][0] == "D1:3"
-    plain = recall_turns(
-        mem, "locomo-conv-t", "cello", k=3, settings=Settings(retrieval="plain")
-    )
+    plain = recall_turns(mem, "locomo-conv-t", "cello", k=3, settings=Settings(retrieval="plain"))
     assert plain[0][0] == "D1:3"

@@ -116,12 +116,6 @@ def chunk_vectors(memory: Memory, chunk_ids: list[int]) -> dict[int, np.ndarray]
     return {int(i): mat[n] for n, i in enumerate(ids)}
 
 
-def count_documents(memory: Memory, namespace: str, where: Any = None) -> int:
-    cond, params = compile_where(parse_where(where))
-    sql = f"SELECT count(*) FROM documents d WHERE d.namespace=? AND {cond}"
-    return memory.store.conn.execute(sql, [namespace, *params]).fetchone()[0]
-
-
 def latest_time(memory: Memory, namespace: str) -> float | None:
     """``created_at`` of the newest memory in ``namespace`` (None when it is empty)."""
     row = memory.store.conn.execute(

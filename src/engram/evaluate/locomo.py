@@ -298,6 +298,7 @@ def recall_turns(
 
 # -- scoring ---------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
+_CITATION = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 
 
 def _answer_tokens(text: str) -> list[str]:
@@ -382,7 +383,7 @@ def evaluate_locomo(
                     row[f"recall@{n}"] = len(set(found[:n]) & set(q.evidence)) / len(q.evidence)
                 if answer:
                     hits = _turn_hits(mem, conv.namespace, ranked[:k])
-                    reply = mem.answer(q.question, hits).answer
+                    reply = _CITATION.sub(" ", mem.answer(q.question, hits).answer)
                     row["f1"] = token_f1(reply, q.answer)
                 rows.append(row)
                 if progress and i % 50 == 0:
