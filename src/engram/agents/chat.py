@@ -20,7 +20,8 @@ class Chat:
     turns of this session, answers with ``Memory.answer`` (persona and pinned memories always
     in the prompt), then stores the user's turn and the reply. ``last`` holds the last
     ``Answer`` (citations, prompt). Usable from any agent framework: it only needs text in
-    and text out.
+    and text out. Open the memory with ``require_grounding=False`` for free conversation
+    (otherwise replies the memories do not back become the no-answer sentence).
     """
 
     def __init__(

@@ -42,7 +42,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     store = args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
     interactive = sys.stdin.isatty()
     stream = interactive and sys.stdout.isatty()
-    with Memory(store, **_memory_options(args)) as mem:
+    # A conversation may go beyond what memory holds: do not replace ungrounded replies.
+    with Memory(store, require_grounding=False, **_memory_options(args)) as mem:
         chat = Chat(mem, args.namespace, persona=persona, k=args.k, session=args.session)
         if interactive:
             print(f"chatting in namespace {args.namespace!r}; /quit to leave", file=sys.stderr)

@@ -15,7 +15,7 @@ from typing import Any
 
 from engram.agents import forgetting, reflection
 from engram.agents.forgetting import NOT_PINNED
-from engram.agents.records import iter_documents, latest_time
+from engram.agents.records import iter_documents, latest_time, max_turn
 from engram.agents.scoring import (
     DEFAULT_HALF_LIFE,
     Weights,
@@ -85,12 +85,8 @@ class AgentMemory:
 
     def _turn_index(self) -> int:
         if self._next_turn is None:
-            row = self.memory.store.conn.execute(
-                "SELECT max(CAST(json_extract(metadata, '$.turn') AS INTEGER)) FROM documents "
-                "WHERE namespace=? AND json_extract(metadata, '$.kind')='turn'",
-                (self.namespace,),
-            ).fetchone()
-            self._next_turn = 0 if row[0] is None else int(row[0]) + 1
+            last = max_turn(self.memory, self.namespace)
+            self._next_turn = 0 if last is None else last + 1
         index = self._next_turn
         self._next_turn += 1
         return index

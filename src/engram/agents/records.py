@@ -1,4 +1,7 @@
-"""Whole documents of a namespace read back from the store (text, metadata, times, chunks)."""
+"""Whole documents of a namespace read back from the store (text, metadata, times, chunks).
+
+The only module of ``engram.agents`` that reads the store with SQL (SQLite).
+"""
 
 from __future__ import annotations
 
@@ -122,3 +125,13 @@ def latest_time(memory: Memory, namespace: str) -> float | None:
         "SELECT max(created_at) FROM documents WHERE namespace=?", (namespace,)
     ).fetchone()
     return row[0]
+
+
+def max_turn(memory: Memory, namespace: str) -> int | None:
+    """The highest ``metadata.turn`` of the conversation turns in ``namespace``."""
+    row = memory.store.conn.execute(
+        "SELECT max(CAST(json_extract(metadata, '$.turn') AS INTEGER)) FROM documents "
+        "WHERE namespace=? AND json_extract(metadata, '$.kind')='turn'",
+        (namespace,),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
