@@ -475,8 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--json", action="store_true")
     qa.set_defaults(func=cmd_eval_qa)
 
+    from engram.agents.cli import add_chat_parser, add_locomo_parser
     from engram.server.cli import add_server_parsers
 
+    add_locomo_parser(esub)
+    add_chat_parser(sub)
     add_server_parsers(sub)
     return p
 
