@@ -52,6 +52,14 @@ def content_hash(*parts: str) -> str:
     return h.hexdigest()
 
 
+def document_identity(doc: Document) -> tuple[str, str]:
+    """``(key, digest)``: the document's key (its id, else a hash of its text) and a hash of
+    everything stored about it, so re-adding an unchanged document does nothing."""
+    meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
+    digest = content_hash(doc.text, doc.title, doc.source, meta)
+    return doc.id or f"sha256:{content_hash(doc.text)[:32]}", digest
+
+
 @dataclass
 class AddReport:
     """What an ``add`` did: documents added, updated, unchanged, skipped (with errors)."""
@@ -69,9 +77,10 @@ class AddReport:
 
 
 class Memory:
-    """An embedded memory store: SQL rows plus derived keyword and vector indexes.
+    """A memory store: SQL rows plus keyword and vector retrieval.
 
-    ``path`` is a SQLite file (created if missing); index files live in ``<path>.index/``.
+    ``path`` is a SQLite file (created if missing; derived index files live in
+    ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
     """
 
     def __init__(
@@ -245,9 +254,7 @@ class Memory:
                 if not doc.text or not doc.text.strip():
                     report.empty += 1
                     continue
-                meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
-                digest = content_hash(doc.text, doc.title, doc.source, meta)
-                key = doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+                key, digest = document_identity(doc)
                 if self.store.document_hash(namespace, key) == digest:
                     report.unchanged += 1
                     continue
@@ -343,9 +350,7 @@ class Memory:
             part = docs[start : start + batch]
             rows = []
             for doc, vec in zip(part, vectors[start : start + batch], strict=True):
-                meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
-                digest = content_hash(doc.text, doc.title, doc.source, meta)
-                key = doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+                key, digest = document_identity(doc)
                 chunk = Chunk(doc.text, 0, 0, len(doc.text))
                 rows.append((doc, key, digest, [ChunkRecord(chunk, content_hash(doc.text), vec)]))
             written += self.store.write_documents(namespace, rows, emb.model_id)
