@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engram.errors import EngramError
+from engram.store import open_store
 from engram.store.sqlite import SQLiteStore
 
 SCOPES = ("read", "write", "admin")
@@ -28,6 +29,7 @@ PREFIX = "egk_"
 _KEY = re.compile(r"^egk_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,100})$")
 _PATTERN = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}\*?)$")
 _TOUCH_EVERY = 60.0  # seconds between last_used_at writes for one key
+
 
 def _hash(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode("ascii")).hexdigest()
@@ -95,16 +97,34 @@ class ApiKey:
 
 
 class KeyStore:
-    """API keys in the store's SQLite file (table ``api_keys``), hashed with a per-key salt.
+    """API keys in the store (table ``api_keys``), hashed with a per-key salt.
 
-    ``store`` is a path (opened as an Engram store) or an open ``SQLiteStore``. Thread-safe.
+    ``store`` is a location (a SQLite path or a ``postgresql://`` URL, opened as an Engram
+    store) or an open store (``SQLiteStore`` or ``PostgresStore``). Thread-safe.
     """
 
-    def __init__(self, store: str | Path | SQLiteStore):
-        self._owned = not isinstance(store, SQLiteStore)
-        self.store = SQLiteStore(store) if self._owned else store
+    def __init__(self, store: Any):
+        self._owned = isinstance(store, str | Path)
+        self.store = open_store(store) if self._owned else store
+        self._sqlite = isinstance(self.store, SQLiteStore)
         self._lock = threading.RLock()  # the api_keys table comes from migration 0002
         self._last_touch: dict[str, float] = {}
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._sqlite else sql.replace("?", "%s")
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple]:
+        """Run a read; its rows. (PostgreSQL reads need no lock: each has a pooled connection.)"""
+        if self._sqlite:
+            with self._lock:
+                return self.store.conn.execute(sql, params).fetchall()
+        with self.store.transaction() as conn:
+            return conn.execute(self._sql(sql), params).fetchall()
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run a write in a transaction; the number of rows it changed."""
+        with self._lock, self.store.transaction() as conn:
+            return conn.execute(self._sql(sql), params).rowcount
 
     def close(self) -> None:
         if self._owned:
@@ -126,12 +146,11 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
-        with self._lock, self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO api_keys(id, name, salt, hash, scope, namespaces, created_at) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (key_id, name, salt, _hash(salt, secret), scope, json.dumps(patterns), time.time()),
-            )
+        self._write(
+            "INSERT INTO api_keys(id, name, salt, hash, scope, namespaces, created_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (key_id, name, salt, _hash(salt, secret), scope, json.dumps(patterns), time.time()),
+        )
         return key_id, f"{PREFIX}{key_id}_{secret}"
 
     def list(self, include_revoked: bool = True) -> list[ApiKey]:
@@ -140,8 +159,7 @@ class KeyStore:
         )
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
-        with self._lock:
-            rows = self.store.conn.execute(sql + " ORDER BY created_at, id").fetchall()
+        rows = self._rows(sql + " ORDER BY created_at, id")
         return [
             ApiKey(
                 id=r[0],
@@ -159,19 +177,15 @@ class KeyStore:
         """Revoke a key by id (or by its plaintext); False when no active key has that id."""
         m = _KEY.match(key_id)
         key_id = m.group(1) if m else key_id
-        with self._lock, self.store.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
-                (time.time(), key_id),
-            )
-        return cur.rowcount > 0
+        changed = self._write(
+            "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
+            (time.time(), key_id),
+        )
+        return changed > 0
 
     def count(self) -> int:
         """Active (unrevoked) keys."""
-        with self._lock:
-            return self.store.conn.execute(
-                "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
-            ).fetchone()[0]
+        return int(self._rows("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
 
     # -- verification ---------------------------------------------------------------------
     def verify(self, plaintext: str) -> ApiKey | None:
@@ -180,12 +194,12 @@ class KeyStore:
         if not m:
             return None
         key_id, secret = m.groups()
-        with self._lock:
-            row = self.store.conn.execute(
-                "SELECT id, name, salt, hash, scope, namespaces, created_at, last_used_at, "
-                "revoked_at FROM api_keys WHERE id=?",
-                (key_id,),
-            ).fetchone()
+        rows = self._rows(
+            "SELECT id, name, salt, hash, scope, namespaces, created_at, last_used_at, "
+            "revoked_at FROM api_keys WHERE id=?",
+            (key_id,),
+        )
+        row = rows[0] if rows else None
         if row is None or row[8] is not None:
             return None
         if not hmac.compare_digest(_hash(row[2], secret), row[3]):
@@ -206,5 +220,4 @@ class KeyStore:
         if now - self._last_touch.get(key_id, 0.0) < _TOUCH_EVERY:
             return
         self._last_touch[key_id] = now
-        with self._lock, self.store.transaction() as conn:
-            conn.execute("UPDATE api_keys SET last_used_at=? WHERE id=?", (now, key_id))
+        self._write("UPDATE api_keys SET last_used_at=? WHERE id=?", (now, key_id))

@@ -8,7 +8,6 @@ not block searches and writes.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -131,26 +130,15 @@ class MemoryService:
 
     def namespace_stats(self, namespace: str) -> dict[str, Any]:
         with self.lock:
-            mem = self.memory
-            row = mem.store.conn.execute(
-                "SELECT n.created_at, "
-                "(SELECT count(*) FROM documents d WHERE d.namespace=n.name), "
-                "(SELECT count(*) FROM chunks c JOIN documents d ON d.id=c.document_id "
-                " WHERE d.namespace=n.name), "
-                "(SELECT max(d.updated_at) FROM documents d WHERE d.namespace=n.name) "
-                "FROM namespaces n WHERE n.name=?",
-                (namespace,),
-            ).fetchone()
-            if row is None:
+            store = self.memory.store
+            stats = store.namespace_stats(namespace)
+            if stats is None:
                 raise NotFoundError(f"unknown namespace {namespace!r}")
             return {
                 "namespace": namespace,
-                "created_at": row[0],
-                "documents": row[1],
-                "chunks": row[2],
-                "updated_at": row[3],
-                "embedding_model": mem.store.get_setting("embedding_model"),
-                "embedding_dim": int(mem.store.get_setting("embedding_dim") or 0) or None,
+                **stats,
+                "embedding_model": store.get_setting("embedding_model"),
+                "embedding_dim": int(store.get_setting("embedding_dim") or 0) or None,
             }
 
     def drop_namespace(self, namespace: str, reason: str = "") -> int:
@@ -176,28 +164,7 @@ class MemoryService:
 
     def list_documents(self, namespace: str, limit: int, offset: int) -> dict[str, Any]:
         with self.lock:
-            conn = self.memory.store.conn
-            total = conn.execute(
-                "SELECT count(*) FROM documents WHERE namespace=?", (namespace,)
-            ).fetchone()[0]
-            rows = conn.execute(
-                "SELECT d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
-                "(SELECT count(*) FROM chunks c WHERE c.document_id=d.id) "
-                "FROM documents d WHERE d.namespace=? ORDER BY d.id LIMIT ? OFFSET ?",
-                (namespace, limit, offset),
-            ).fetchall()
-        docs = [
-            {
-                "id": r[0],
-                "source": r[1],
-                "title": r[2],
-                "metadata": json.loads(r[3]),
-                "created_at": r[4],
-                "updated_at": r[5],
-                "chunks": r[6],
-            }
-            for r in rows
-        ]
+            total, docs = self.memory.store.list_documents(namespace, limit, offset)
         nxt = offset + len(docs)
         return {
             "documents": docs,
@@ -209,27 +176,10 @@ class MemoryService:
 
     def get_document(self, namespace: str, doc_id: str) -> dict[str, Any]:
         with self.lock:
-            conn = self.memory.store.conn
-            row = conn.execute(
-                "SELECT id, doc_key, source, title, metadata, created_at, updated_at "
-                "FROM documents WHERE namespace=? AND doc_key=?",
-                (namespace, doc_id),
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
-            chunks = conn.execute(
-                "SELECT id, position, text FROM chunks WHERE document_id=? ORDER BY position",
-                (row[0],),
-            ).fetchall()
-        return {
-            "id": row[1],
-            "source": row[2],
-            "title": row[3],
-            "metadata": json.loads(row[4]),
-            "created_at": row[5],
-            "updated_at": row[6],
-            "chunks": [{"id": c[0], "position": c[1], "text": c[2]} for c in chunks],
-        }
+            doc = self.memory.store.get_document(namespace, doc_id)
+        if doc is None:
+            raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
+        return doc
 
     def delete(
         self,
@@ -247,18 +197,9 @@ class MemoryService:
                 "nothing to delete: give document ids or a non-empty filter "
                 "(to delete a whole namespace, delete the namespace)"
             )
-        cond, params = compile_where(parsed)
-        sql = "SELECT count(*) FROM documents d WHERE " + cond + " AND d.namespace=?"
-        params.append(namespace)
         with self.lock:
             mem = self.memory
-            conn = mem.store.conn
-            if ids:
-                marks = ",".join("?" * len(ids))
-                docs = conn.execute(sql + f" AND d.doc_key IN ({marks})", (*params, *ids))
-            else:
-                docs = conn.execute(sql, params)
-            n_docs = docs.fetchone()[0]
+            n_docs = mem.store.count_documents(namespace, doc_keys=ids or None, where=parsed)
             if not n_docs and not missing_ok:
                 raise NotFoundError(f"no document {ids[0]!r} in namespace {namespace!r}")
             chunks = mem.delete(ids or None, where=parsed, namespace=namespace, reason=reason)

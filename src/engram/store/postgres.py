@@ -828,6 +828,94 @@ class PostgresStore:
         keys = ("at", "action", "namespace", "target", "reason")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    # -- documents for the server ---------------------------------------------------------
+    def namespace_stats(self, namespace: str) -> dict[str, Any] | None:
+        """Creation time, document and chunk counts, last update of a namespace (or None)."""
+        rows = self._all(
+            "SELECT n.created_at, "
+            "(SELECT count(*) FROM documents d WHERE d.namespace = n.name), "
+            "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id "
+            " WHERE d.namespace = n.name), "
+            "(SELECT max(d.updated_at) FROM documents d WHERE d.namespace = n.name) "
+            "FROM namespaces n WHERE n.name = %s",
+            (namespace,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return {
+            "created_at": row[0],
+            "documents": int(row[1]),
+            "chunks": int(row[2]),
+            "updated_at": row[3],
+        }
+
+    def count_documents(
+        self,
+        namespace: str,
+        doc_keys: Sequence[str] | None = None,
+        where: dict | None = None,
+    ) -> int:
+        """Documents in ``namespace`` that match ``where`` (and have one of ``doc_keys``)."""
+        cond, params = compile_where(where, dialect="postgres")
+        sql = "SELECT count(*) FROM documents d WHERE " + cond + " AND d.namespace = %s"
+        params.append(namespace)
+        if doc_keys is not None:
+            sql += " AND d.doc_key = ANY(%s::text[])"
+            params.append(list(dict.fromkeys(doc_keys)))
+        return int(self._one(sql, params))
+
+    def list_documents(
+        self, namespace: str, limit: int = 100, offset: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """``(total, documents)``: documents of ``namespace`` in insertion order, a page."""
+        with self.transaction() as conn:
+            total = conn.execute(
+                "SELECT count(*) FROM documents WHERE namespace = %s", (namespace,)
+            ).fetchone()[0]
+            rows = conn.execute(
+                "SELECT d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
+                "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) "
+                "FROM documents d WHERE d.namespace = %s ORDER BY d.id LIMIT %s OFFSET %s",
+                (namespace, limit, offset),
+            ).fetchall()
+        return int(total), [
+            {
+                "id": r[0],
+                "source": r[1],
+                "title": r[2],
+                "metadata": r[3],
+                "created_at": r[4],
+                "updated_at": r[5],
+                "chunks": int(r[6]),
+            }
+            for r in rows
+        ]
+
+    def get_document(self, namespace: str, doc_key: str) -> dict[str, Any] | None:
+        """One document with its chunks (``id``, ``position``, ``text``), or None."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, doc_key, source, title, metadata, created_at, updated_at "
+                "FROM documents WHERE namespace = %s AND doc_key = %s",
+                (namespace, doc_key),
+            ).fetchone()
+            if row is None:
+                return None
+            chunks = conn.execute(
+                "SELECT id, position, text FROM chunks WHERE document_id = %s ORDER BY position",
+                (row[0],),
+            ).fetchall()
+        return {
+            "id": row[1],
+            "source": row[2],
+            "title": row[3],
+            "metadata": row[4],
+            "created_at": row[5],
+            "updated_at": row[6],
+            "chunks": [{"id": c[0], "position": c[1], "text": c[2]} for c in chunks],
+        }
+
     # -- retrieval ------------------------------------------------------------------------
     def retrieval(self, config: Any) -> PostgresRetrieval:
         """The retrieval object ``Memory`` uses: full-text and HNSW search in the database."""

@@ -454,3 +454,93 @@ class SQLiteStore:
         rows = self.conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
         keys = ("at", "action", "namespace", "target", "reason")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- documents for the server ---------------------------------------------------------
+    def namespace_stats(self, namespace: str) -> dict[str, Any] | None:
+        """Creation time, document and chunk counts, last update of a namespace (or None)."""
+        row = self.conn.execute(
+            "SELECT n.created_at, "
+            "(SELECT count(*) FROM documents d WHERE d.namespace=n.name), "
+            "(SELECT count(*) FROM chunks c JOIN documents d ON d.id=c.document_id "
+            " WHERE d.namespace=n.name), "
+            "(SELECT max(d.updated_at) FROM documents d WHERE d.namespace=n.name) "
+            "FROM namespaces n WHERE n.name=?",
+            (namespace,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {"created_at": row[0], "documents": row[1], "chunks": row[2], "updated_at": row[3]}
+
+    def count_documents(
+        self,
+        namespace: str,
+        doc_keys: Sequence[str] | None = None,
+        where: dict | None = None,
+    ) -> int:
+        """Documents in ``namespace`` that match ``where`` (and have one of ``doc_keys``)."""
+        cond, params = compile_where(where)
+        sql = "SELECT count(*) FROM documents d WHERE " + cond + " AND d.namespace=?"
+        params.append(namespace)
+        if doc_keys is not None:
+            keys = list(dict.fromkeys(doc_keys))
+            if not keys:
+                return 0
+            total = 0
+            for part in _chunks(keys):
+                marks = ",".join("?" * len(part))
+                total += self.conn.execute(
+                    sql + f" AND d.doc_key IN ({marks})", (*params, *part)
+                ).fetchone()[0]
+            return total
+        return self.conn.execute(sql, params).fetchone()[0]
+
+    def list_documents(
+        self, namespace: str, limit: int = 100, offset: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """``(total, documents)``: documents of ``namespace`` in insertion order, a page."""
+        with self.lock:
+            total = self.conn.execute(
+                "SELECT count(*) FROM documents WHERE namespace=?", (namespace,)
+            ).fetchone()[0]
+            rows = self.conn.execute(
+                "SELECT d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
+                "(SELECT count(*) FROM chunks c WHERE c.document_id=d.id) "
+                "FROM documents d WHERE d.namespace=? ORDER BY d.id LIMIT ? OFFSET ?",
+                (namespace, limit, offset),
+            ).fetchall()
+        return total, [
+            {
+                "id": r[0],
+                "source": r[1],
+                "title": r[2],
+                "metadata": json.loads(r[3]),
+                "created_at": r[4],
+                "updated_at": r[5],
+                "chunks": r[6],
+            }
+            for r in rows
+        ]
+
+    def get_document(self, namespace: str, doc_key: str) -> dict[str, Any] | None:
+        """One document with its chunks (``id``, ``position``, ``text``), or None."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT id, doc_key, source, title, metadata, created_at, updated_at "
+                "FROM documents WHERE namespace=? AND doc_key=?",
+                (namespace, doc_key),
+            ).fetchone()
+            if row is None:
+                return None
+            chunks = self.conn.execute(
+                "SELECT id, position, text FROM chunks WHERE document_id=? ORDER BY position",
+                (row[0],),
+            ).fetchall()
+        return {
+            "id": row[1],
+            "source": row[2],
+            "title": row[3],
+            "metadata": json.loads(row[4]),
+            "created_at": row[5],
+            "updated_at": row[6],
+            "chunks": [{"id": c[0], "position": c[1], "text": c[2]} for c in chunks],
+        }
