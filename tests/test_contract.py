@@ -382,6 +382,21 @@ def test_invalid_filters_get_a_clear_error(ro, bad):
     assert ro.stats()["chunks"] == 60
 
 
+def test_select_documents_and_metadata_max(ro):
+    store = ro.store
+    docs = store.select_documents("default", {"topic": "sailing"}, newest_first=True, limit=3)
+    assert len(docs) == 3 and all(d["metadata"]["topic"] == "sailing" for d in docs)
+    (first,) = store.select_documents("default", {"doc_id": "doc-3"})
+    assert first["chunks"] and first["chunks"][0][2].startswith("Note 3 on sailing")
+    assert store.metadata_max("default", "rank") == 59
+    assert store.metadata_max("default", "rank", {"topic": "sailing"}) == 57
+    assert store.metadata_max("default", "topic") is None  # strings are not numbers
+    assert store.metadata_max("default", "missing") is None
+    assert store.metadata_max("nowhere", "rank") is None
+    with pytest.raises(FilterError, match="invalid metadata key"):
+        store.metadata_max("default", "rank') OR 1=1 --")
+
+
 def test_hostile_query_text_is_data(ro):
     for query in ("') | ('a", "x & !y | (z:*", "'; DROP TABLE chunks; --", "a\\b <-> c", "\x01"):
         for mode in MODES:

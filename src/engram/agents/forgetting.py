@@ -1,9 +1,10 @@
 """Forgetting: explicit, by time-to-live or age, and by decay; always audited, never half-done.
 
 Each forgotten document leaves an audit record (``store.audit()``: when, what, why) and no
-trace in the indexes: with ``purge`` (the default) the keyword and vector indexes are rebuilt
-from the store (old index files are removed), SQLite overwrites the freed pages with zeros
-(``secure_delete``) and the write-ahead log is truncated. Reflections that cite a forgotten
+trace in the indexes: SQLite overwrites what a delete frees with zeros (``secure_delete``);
+with ``purge`` (the default) the keyword and vector indexes are rebuilt from the store (old
+index files are removed) and the store purges its files (SQLite truncates its write-ahead log,
+PostgreSQL runs ``VACUUM``). Reflections that cite a forgotten
 memory are forgotten with it, since they may restate it.
 """
 
@@ -47,8 +48,6 @@ def forget(
     targets = list(iter_documents(memory, namespace, where))
     if not targets:
         return 0
-    if purge:
-        memory.store.conn.execute("PRAGMA secure_delete=ON")
     n = memory.store.delete(
         namespace=namespace,
         doc_keys=[d.key for d in targets],
@@ -77,10 +76,11 @@ def forget(
 
 
 def purge_indexes(memory: Memory) -> None:
-    """Rebuild the derived indexes from the store and checkpoint the log, so no deleted
-    text or vector survives in any index file or in the SQLite write-ahead log."""
+    """Rebuild the derived indexes from the store and purge the store's files (SQLite:
+    truncate the write-ahead log; PostgreSQL: ``VACUUM``), so no deleted text or vector
+    survives in any index file or log."""
     memory.reindex()
-    memory.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    memory.store.purge()
 
 
 def expire(memory: Memory, namespace: str, *, now: float | None = None, purge: bool = True) -> int:

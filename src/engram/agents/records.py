@@ -1,11 +1,10 @@
 """Whole documents of a namespace read back from the store (text, metadata, times, chunks).
 
-The only module of ``engram.agents`` that reads the store with SQL (SQLite).
+Read through the store's own methods, so agents work on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from engram.memory import Memory
-from engram.store.filters import compile_where, parse_where
+from engram.store.filters import parse_where
 
 
 @dataclass
@@ -77,40 +76,19 @@ def iter_documents(
     limit: int | None = None,
 ) -> Iterator[StoredDocument]:
     """Documents of ``namespace`` matching ``where``, oldest first by ``created_at``."""
-    cond, params = compile_where(parse_where(where))
-    order = "DESC" if newest_first else "ASC"
-    sql = (
-        "SELECT d.id, d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
-        f"d.content_hash FROM documents d WHERE d.namespace=? AND {cond} "
-        f"ORDER BY d.created_at {order}, d.id {order}"
-    )
-    args: list[Any] = [namespace, *params]
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(int(limit))
-    conn = memory.store.conn
-    rows = conn.execute(sql, args).fetchall()
-    for start in range(0, len(rows), 500):
-        part = rows[start : start + 500]
-        chunks: dict[int, list[StoredChunk]] = {}
-        marks = ",".join("?" * len(part))
-        for doc_id, *rest in conn.execute(
-            "SELECT document_id, id, position, text, start_char, end_char, content_hash "
-            f"FROM chunks WHERE document_id IN ({marks}) ORDER BY document_id, position",
-            [r[0] for r in part],
-        ):
-            chunks.setdefault(doc_id, []).append(StoredChunk(*rest))
-        for doc_id, key, source, title, meta, created, updated, digest in part:
-            yield StoredDocument(
-                key,
-                source,
-                title,
-                json.loads(meta),
-                created,
-                updated,
-                digest,
-                chunks.get(doc_id, []),
-            )
+    for row in memory.store.select_documents(
+        namespace, parse_where(where), newest_first=newest_first, limit=limit
+    ):
+        yield StoredDocument(
+            row["id"],
+            row["source"],
+            row["title"],
+            row["metadata"],
+            row["created_at"],
+            row["updated_at"],
+            row["content_hash"],
+            [StoredChunk(*c) for c in row["chunks"]],
+        )
 
 
 def chunk_vectors(memory: Memory, chunk_ids: list[int]) -> dict[int, np.ndarray]:
@@ -121,17 +99,11 @@ def chunk_vectors(memory: Memory, chunk_ids: list[int]) -> dict[int, np.ndarray]
 
 def latest_time(memory: Memory, namespace: str) -> float | None:
     """``created_at`` of the newest memory in ``namespace`` (None when it is empty)."""
-    row = memory.store.conn.execute(
-        "SELECT max(created_at) FROM documents WHERE namespace=?", (namespace,)
-    ).fetchone()
-    return row[0]
+    rows = memory.store.select_documents(namespace, newest_first=True, limit=1)
+    return rows[0]["created_at"] if rows else None
 
 
 def max_turn(memory: Memory, namespace: str) -> int | None:
     """The highest ``metadata.turn`` of the conversation turns in ``namespace``."""
-    row = memory.store.conn.execute(
-        "SELECT max(CAST(json_extract(metadata, '$.turn') AS INTEGER)) FROM documents "
-        "WHERE namespace=? AND json_extract(metadata, '$.kind')='turn'",
-        (namespace,),
-    ).fetchone()
-    return None if row[0] is None else int(row[0])
+    value = memory.store.metadata_max(namespace, "turn", {"kind": "turn"})
+    return None if value is None else int(value)

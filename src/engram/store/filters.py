@@ -139,6 +139,16 @@ def _field_sql(key: str, params: list[Any], t: _Target) -> str:
     return f"json_extract(d.metadata, {t.ph})"
 
 
+def metadata_path(key: str, dialect: str = "sqlite") -> str | list[str]:
+    """The checked path of metadata ``key``: a JSON path for SQLite, a ``text[]`` for
+    PostgreSQL's ``#>``. Raises FilterError for a key that is not a plain dotted name."""
+    if not _KEY.match(key) or len(key) > 200:
+        raise FilterError(
+            f"invalid metadata key {key!r}: use letters, digits, '_' and '-', dots for nesting"
+        )
+    return key.split(".") if dialect == "postgres" else _json_path(key)
+
+
 def _json_path(key: str) -> str:
     return "$" + "".join(f'."{part}"' for part in key.split("."))
 

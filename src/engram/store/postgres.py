@@ -28,7 +28,7 @@ import numpy as np
 
 from engram.errors import EmbeddingMismatchError, EngramError, IngestError
 from engram.store.base import ChunkRecord, WriteResult
-from engram.store.filters import compile_where
+from engram.store.filters import compile_where, metadata_path
 from engram.types import DEFAULT_NAMESPACE, Document
 
 try:
@@ -891,6 +891,77 @@ class PostgresStore:
             }
             for r in rows
         ]
+
+    def select_documents(
+        self,
+        namespace: str,
+        where: dict | None = None,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents of ``namespace`` matching ``where`` by ``created_at`` (then insertion),
+        each with ``content_hash`` and its chunk rows ``(id, position, text, start_char,
+        end_char, content_hash)`` in position order."""
+        cond, params = compile_where(where, dialect="postgres")
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT d.id, d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
+            f"d.content_hash FROM documents d WHERE d.namespace = %s AND {cond} "
+            f"ORDER BY d.created_at {order}, d.id {order}"
+        )
+        args: list[Any] = [namespace, *params]
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(int(limit))
+        with self.transaction() as conn:
+            rows = conn.execute(sql, args).fetchall()
+            chunks: dict[int, list[tuple]] = {}
+            for doc_id, *rest in conn.execute(
+                "SELECT document_id, id, position, text, start_char, end_char, content_hash "
+                "FROM chunks WHERE document_id = ANY(%s::bigint[]) ORDER BY document_id, position",
+                ([r[0] for r in rows],),
+            ).fetchall():
+                chunks.setdefault(doc_id, []).append(tuple(rest))
+        return [
+            {
+                "id": key,
+                "source": source,
+                "title": title,
+                "metadata": meta,
+                "created_at": created,
+                "updated_at": updated,
+                "content_hash": digest,
+                "chunks": chunks.get(pk, []),
+            }
+            for pk, key, source, title, meta, created, updated, digest in rows
+        ]
+
+    def metadata_max(self, namespace: str, key: str, where: dict | None = None) -> float | None:
+        """The largest numeric ``metadata[key]`` among the documents of ``namespace`` that
+        match ``where`` (None when none has a number there)."""
+        cond, params = compile_where(where, dialect="postgres")
+        path = metadata_path(key, "postgres")
+        value = self._one(
+            "SELECT max(CASE WHEN jsonb_typeof(d.metadata #> %s::text[]) = 'number' "
+            "THEN (d.metadata #>> %s::text[])::double precision END) FROM documents d "
+            f"WHERE d.namespace = %s AND {cond}",
+            [path, path, namespace, *params],
+        )
+        if value is None:
+            return None
+        return int(value) if float(value).is_integer() else float(value)
+
+    def purge(self) -> None:
+        """Leave as little deleted text on disk as PostgreSQL allows without locking the
+        tables: ``VACUUM`` the tables deletes touch, so dead rows are pruned from their pages
+        and index entries removed (``VACUUM FULL`` rewrites files, run it in maintenance)."""
+        with self.pool.connection() as conn:
+            conn.autocommit = True  # VACUUM cannot run inside a transaction
+            try:
+                conn.execute("VACUUM documents, chunks, vectors")
+            finally:
+                conn.autocommit = False
 
     def get_document(self, namespace: str, doc_key: str) -> dict[str, Any] | None:
         """One document with its chunks (``id``, ``position``, ``text``), or None."""

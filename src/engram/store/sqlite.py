@@ -16,7 +16,7 @@ import numpy as np
 
 from engram.errors import EngramError
 from engram.store.base import ChunkRecord, WriteResult
-from engram.store.filters import compile_where
+from engram.store.filters import compile_where, metadata_path
 from engram.types import Document
 
 _BATCH = 900  # stay under SQLite's parameter limit
@@ -53,6 +53,7 @@ class SQLiteStore:
             raise EngramError(f"{self.path}: not an Engram store ({exc})") from exc
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA secure_delete=ON")  # deleted text is zeroed, not left behind
         self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.lock = threading.RLock()
         if not readonly:
@@ -520,6 +521,74 @@ class SQLiteStore:
             }
             for r in rows
         ]
+
+    def select_documents(
+        self,
+        namespace: str,
+        where: dict | None = None,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents of ``namespace`` matching ``where`` by ``created_at`` (then insertion),
+        each with ``content_hash`` and its chunk rows ``(id, position, text, start_char,
+        end_char, content_hash)`` in position order."""
+        cond, params = compile_where(where)
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT d.id, d.doc_key, d.source, d.title, d.metadata, d.created_at, d.updated_at, "
+            f"d.content_hash FROM documents d WHERE d.namespace=? AND {cond} "
+            f"ORDER BY d.created_at {order}, d.id {order}"
+        )
+        args: list[Any] = [namespace, *params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self.lock:
+            rows = self.conn.execute(sql, args).fetchall()
+            chunks: dict[int, list[tuple]] = {}
+            for part in _chunks([r[0] for r in rows]):
+                marks = ",".join("?" * len(part))
+                for doc_id, *rest in self.conn.execute(
+                    "SELECT document_id, id, position, text, start_char, end_char, content_hash "
+                    f"FROM chunks WHERE document_id IN ({marks}) ORDER BY document_id, position",
+                    part,
+                ):
+                    chunks.setdefault(doc_id, []).append(tuple(rest))
+        return [
+            {
+                "id": key,
+                "source": source,
+                "title": title,
+                "metadata": json.loads(meta),
+                "created_at": created,
+                "updated_at": updated,
+                "content_hash": digest,
+                "chunks": chunks.get(pk, []),
+            }
+            for pk, key, source, title, meta, created, updated, digest in rows
+        ]
+
+    def metadata_max(self, namespace: str, key: str, where: dict | None = None) -> float | None:
+        """The largest numeric ``metadata[key]`` among the documents of ``namespace`` that
+        match ``where`` (None when none has a number there)."""
+        cond, params = compile_where(where)
+        path = metadata_path(key)
+        with self.lock:
+            row = self.conn.execute(
+                f"SELECT max(CASE WHEN json_type(d.metadata, ?) IN ('integer', 'real') "
+                f"THEN json_extract(d.metadata, ?) END) FROM documents d "
+                f"WHERE d.namespace=? AND {cond}",
+                [path, path, namespace, *params],
+            ).fetchone()
+        return row[0]
+
+    def purge(self) -> None:
+        """Leave no deleted text in the files: deletes already zero what they free
+        (``secure_delete``, set on open); this checkpoints and truncates the write-ahead log,
+        which still holds older copies of the pages."""
+        with self.lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get_document(self, namespace: str, doc_key: str) -> dict[str, Any] | None:
         """One document with its chunks (``id``, ``position``, ``text``), or None."""
