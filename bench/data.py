@@ -23,9 +23,9 @@ What is generated (``describe()`` returns the same as a dict, and the report pri
   ``describe``).
 * **Metadata.** ``tenant``: one of 100 values, uniform, so ``tenant = t`` selects 1% of rows.
 * **Queries.** From seeded random documents: 4 distinct words of the document (any frequency), and
-  the document's vector plus isotropic noise (cosine about 0.75 to its source). Each query also has a
-  random tenant for the filtered case. Exact top-10 (numpy, inner product) with and without the
-  tenant filter are stored as ground truth for recall.
+  the document's vector plus isotropic noise (cosine about 0.75 to its source). Each query also
+  has a random tenant for the filtered case. Exact top-10 (numpy, inner product) with and without
+  the tenant filter are stored as ground truth for recall.
 """
 
 from __future__ import annotations
@@ -182,9 +182,8 @@ def generate(scale: int, out: str | Path, queries: int = 300, force: bool = Fals
     spec = Spec(scale=scale, queries=queries)
     folder = Path(out) / f"n{scale}"
     done = folder / "spec.json"
-    if done.exists() and not force:
-        if json.loads(done.read_text())["spec"] == asdict(spec):
-            return folder
+    if done.exists() and not force and json.loads(done.read_text())["spec"] == asdict(spec):
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     gen = Generator(spec)

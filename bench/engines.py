@@ -14,7 +14,9 @@ Each answer fetches the hits' text (what a caller needs to build a prompt), not 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -80,8 +82,8 @@ class Engine:
 class EngramEngine(Engine):
     """Engram's public API: ``Memory.import_vectors`` and ``Memory.search``.
 
-    Options are ``Config`` fields (``hnsw_ef_search=...``); ``patch`` names a prototype from
-    ``bench/patches.py`` to apply before opening (for before/after measurements).
+    Options are ``Config`` fields (``hnsw_ef_search=...``). The tenant key gets an SQL index
+    (``Memory.index_metadata``), as LanceDB's tenant column gets a scalar index.
     """
 
     name = "engram"
@@ -91,39 +93,28 @@ class EngramEngine(Engine):
         from engram.embed.precomputed import PrecomputedEmbedder
         from engram.memory import Memory
 
-        opts = {k: v for k, v in self.options.items() if k != "patch"}
         return Memory(
             self.store / "engram.db",
             embedder=PrecomputedEmbedder(DIM, "synthetic-384"),
-            **opts,
+            **self.options,
         )
-
-    def _patch(self) -> None:
-        if self.options.get("patch"):
-            from bench import patches
-
-            patches.apply(self.options["patch"])
-
-    def _patch_instance(self) -> None:
-        if self.options.get("patch"):
-            from bench import patches
-
-            patches.apply_instance(self.options["patch"], self.mem)
 
     def build(self, data, block=50_000):
         from engram.types import Document
 
-        self._patch()
         if self.store.exists():
             shutil.rmtree(self.store)
         self.store.mkdir(parents=True)
         tenants = np.load(Path(data) / "tenants.npy")
         t0 = now()
         mem = self._memory()
+        mem.index_metadata("tenant")
         for start, texts in iter_texts(data, block):
             vecs = read_vectors(data, start, start + len(texts))
             docs = [
-                Document(text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])})
+                Document(
+                    text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])}
+                )
                 for i, t in enumerate(texts)
             ]
             mem.import_vectors(docs, vecs)
@@ -135,7 +126,6 @@ class EngramEngine(Engine):
 
     def open(self):
         self.mem = self._memory()
-        self._patch_instance()
 
     def close(self):
         self.mem.close()
@@ -238,10 +228,8 @@ class LanceEngine(Engine):
                 kw["num_partitions"] = s["num_partitions"]
             tbl.create_index(**kw)
             out["vector_index_s"] = now() - tt
-        try:
+        with contextlib.suppress(Exception):  # compaction is optional
             tbl.optimize()
-        except Exception:  # noqa: BLE001 - compaction is optional
-            pass
         out["index_s"] = now() - t1
         out["build_s"] = now() - t0
         return out
@@ -319,10 +307,7 @@ class Fts5Engine(Engine):
             with conn:
                 conn.executemany(
                     "INSERT INTO docs(rowid, text, tenant) VALUES (?,?,?)",
-                    (
-                        (start + i, t, tenant_name(tenants[start + i]))
-                        for i, t in enumerate(texts)
-                    ),
+                    ((start + i, t, tenant_name(tenants[start + i])) for i, t in enumerate(texts)),
                 )
             n += len(texts)
         t1 = now()
@@ -436,8 +421,12 @@ class Bm25sEngine(Engine):
         model.index(tokens, show_progress=False)
         t2 = now()
         model.save(str(self.store), show_progress=False)
-        return {"ingest_s": t1 - t0, "index_s": now() - t1, "build_s": now() - t0,
-                "index_only_s": t2 - t1}
+        return {
+            "ingest_s": t1 - t0,
+            "index_s": now() - t1,
+            "build_s": now() - t0,
+            "index_only_s": t2 - t1,
+        }
 
     def open(self):
         import bm25s
@@ -448,14 +437,97 @@ class Bm25sEngine(Engine):
         self._tok = bm25s.tokenize
 
     def keyword(self, text, k=K):
-        toks = self._tok([text], stopwords="en", stemmer=self.stem, return_ids=False,
-                         show_progress=False)
+        toks = self._tok(
+            [text], stopwords="en", stemmer=self.stem, return_ids=False, show_progress=False
+        )
         k = min(k, self.model.scores["num_docs"])
         docs, _ = self.model.retrieve(toks, k=k, show_progress=False, n_threads=1)
         return [int(d) for d in docs[0]]
 
 
-ENGINES = {e.name: e for e in (EngramEngine, LanceEngine, Fts5Engine, Bm25sEngine)}
+# -- Engram on PostgreSQL + pgvector -----------------------------------------------------------
+def pg_base_url() -> str:
+    """The server to benchmark on: ``ENGRAM_BENCH_PG_URL``, else ``ENGRAM_TEST_PG_URL``
+    (``eval "$(bash scripts/pg)"`` starts a local one)."""
+    url = os.environ.get("ENGRAM_BENCH_PG_URL") or os.environ.get("ENGRAM_TEST_PG_URL")
+    if not url:
+        raise RuntimeError('set ENGRAM_BENCH_PG_URL (or run: eval "$(bash scripts/pg)")')
+    return url
+
+
+class PostgresEngine(EngramEngine):
+    """The same Engram API with ``--store postgresql://``: ranking inside the database
+    (``ts_rank`` over a GIN-indexed tsvector, pgvector HNSW with the config's M 32 /
+    ef_construction 200, filters in the same ``WHERE``). Each store is a schema named after
+    its folder; the HNSW index is created after the bulk load, as one would load a table."""
+
+    name = "postgres"
+    libraries = ("engram.memory", "engram.embed.precomputed", "psycopg")
+
+    def _schema(self) -> str:
+        return "bench_" + "".join(c if c.isalnum() else "_" for c in self.store.parent.name)
+
+    def _url(self) -> str:
+        from urllib.parse import quote
+
+        url = pg_base_url()
+        option = quote(f"-csearch_path={self._schema()},public", safe="")
+        return f"{url}{'&' if '?' in url else '?'}options={option}"
+
+    def _memory(self):
+        from engram.embed.precomputed import PrecomputedEmbedder
+        from engram.memory import Memory
+
+        return Memory(
+            self._url(), embedder=PrecomputedEmbedder(DIM, "synthetic-384"), **self.options
+        )
+
+    def build(self, data, block=50_000):
+        import psycopg
+        from psycopg import sql
+
+        from engram.types import Document
+
+        if self.store.exists():
+            shutil.rmtree(self.store)
+        self.store.mkdir(parents=True)
+        with psycopg.connect(pg_base_url(), autocommit=True) as conn:
+            name = sql.Identifier(self._schema())
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
+        tenants = np.load(Path(data) / "tenants.npy")
+        t0 = now()
+        mem = self._memory()
+        dropped = False
+        for start, texts in iter_texts(data, block):
+            vecs = read_vectors(data, start, start + len(texts))
+            docs = [
+                Document(
+                    text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])}
+                )
+                for i, t in enumerate(texts)
+            ]
+            mem.import_vectors(docs, vecs)
+            if not dropped:  # the first write created the HNSW index; build it once at the end
+                with mem.store.transaction() as conn:
+                    conn.execute("DROP INDEX IF EXISTS vectors_hnsw")
+                dropped = True
+        t1 = now()
+        mem.reindex()  # recreates the HNSW index over every row, REINDEXes the others
+        with mem.store.transaction() as conn:
+            conn.execute("ANALYZE")
+            size = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                (self._schema(),),
+            ).fetchone()[0]
+        t2 = now()
+        mem.close()
+        return {"ingest_s": t1 - t0, "index_s": t2 - t1, "build_s": t2 - t0, "db_bytes": int(size)}
+
+
+ENGINES = {e.name: e for e in (EngramEngine, PostgresEngine, LanceEngine, Fts5Engine, Bm25sEngine)}
 
 
 def make(name: str, store: str | Path, options: dict | None = None) -> Engine:

@@ -28,8 +28,10 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--work", default="/tmp/engram-bench/lance-tune")
     p.add_argument("--types", default="IVF_PQ,IVF_HNSW_SQ,IVF_FLAT")
-    p.add_argument("--grid", default='{"nprobes": [10, 20, 50], "ef": [64, 128, 256], '
-                   '"refine_factor": [null, 10]}')
+    p.add_argument(
+        "--grid",
+        default='{"nprobes": [10, 20, 50], "ef": [64, 128, 256], "refine_factor": [null, 10]}',
+    )
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--reuse", action="store_true", help="keep stores built before")
     a = p.parse_args()
@@ -46,8 +48,9 @@ def main() -> None:
                 for rf in grid["refine_factor"] if "PQ" in t or "SQ" in t else [None]:
                     if ef and rf and ef < 10 * rf:
                         continue  # LanceDB: ef must be >= k * refine_factor
-                    eng = LanceEngine(store, index_type=t, nprobes=nprobes, ef=ef or 0,
-                                      refine_factor=rf)
+                    eng = LanceEngine(
+                        store, index_type=t, nprobes=nprobes, ef=ef or 0, refine_factor=rf
+                    )
                     eng.open()
                     rec, ms = [], []
                     for i in range(a.queries):
@@ -55,9 +58,15 @@ def main() -> None:
                         rows = eng.vector(d["qvecs"][i])
                         ms.append((now() - t0) * 1000)
                         rec.append(recall_at_k(rows, d["truth"][i]))
-                    r = {"type": t, "nprobes": nprobes, "ef": ef, "refine_factor": rf,
-                         "recall@10": round(float(np.mean(rec)), 4), **percentiles(ms),
-                         "build": b}
+                    r = {
+                        "type": t,
+                        "nprobes": nprobes,
+                        "ef": ef,
+                        "refine_factor": rf,
+                        "recall@10": round(float(np.mean(rec)), 4),
+                        **percentiles(ms),
+                        "build": b,
+                    }
                     out.append(r)
                     print(json.dumps({k: v for k, v in r.items() if k != "build"}), flush=True)
     Path(a.work, "tune.json").write_text(json.dumps(out, indent=1))

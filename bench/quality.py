@@ -48,9 +48,7 @@ def score(rankings: dict[str, list[str]], qrels) -> dict[str, float]:
     n = len(rankings)
     return {
         "ndcg@10": round(sum(ndcg_at_k(r, qrels[q], 10) for q, r in rankings.items()) / n, 4),
-        "recall@100": round(
-            sum(recall_at_k(r, qrels[q], 100) for q, r in rankings.items()) / n, 4
-        ),
+        "recall@100": round(sum(recall_at_k(r, qrels[q], 100) for q, r in rankings.items()) / n, 4),
     }
 
 
@@ -76,12 +74,15 @@ def run_engine(name: str, docs, queries, tmp: Path, k: int = 100) -> tuple[dict,
 
         stem = Stemmer.Stemmer("english")
         model = bm25s.BM25(k1=0.9, b=0.4)
-        model.index(bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False),
-                    show_progress=False)
+        model.index(
+            bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False),
+            show_progress=False,
+        )
 
         def search(q):
-            tok = bm25s.tokenize([q], stopwords="en", stemmer=stem, return_ids=False,
-                                 show_progress=False)
+            tok = bm25s.tokenize(
+                [q], stopwords="en", stemmer=stem, return_ids=False, show_progress=False
+            )
             rows, _ = model.retrieve(tok, k=min(k, len(ids)), show_progress=False, n_threads=1)
             return [ids[int(r)] for r in rows[0]]
 
@@ -178,8 +179,16 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(
-        json.dumps({"folder": a.folder, "split": a.split, "queries": len(queries),
-                    "docs": len(docs), "rows": rows}, indent=1)
+        json.dumps(
+            {
+                "folder": a.folder,
+                "split": a.split,
+                "queries": len(queries),
+                "docs": len(docs),
+                "rows": rows,
+            },
+            indent=1,
+        )
     )
 
 

@@ -37,9 +37,7 @@ def load_results(folder: Path) -> list[dict]:
 
 def engine_results(r: dict) -> dict[str, dict]:
     """``{engine: {op: figures}}`` of one scale run."""
-    return {
-        k: v for k, v in r["query"].items() if isinstance(v, dict) and not k.startswith("_")
-    }
+    return {k: v for k, v in r["query"].items() if isinstance(v, dict) and not k.startswith("_")}
 
 
 def fmt(x, digits: int = 1) -> str:
@@ -92,12 +90,12 @@ def latency_table(r: dict) -> str:
     engs = list(engine_results(r))
     lines = [
         f"**{r['scale']:,} chunks** ({q['_meta']['queries_measured']} queries per operation, "
-        f"one at a time, interleaved; load average at start "
+        f"one at a time, interleaved, then back to back for \"batch q/s\"; load average at start "
         f"{', '.join(str(x) for x in r['machine']['loadavg'])})",
         "",
-        "| engine | op | p50 ms | p95 ms | p99 ms | CPU ms/query | recall@10 | k results | "
-        "vs LanceDB p50 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| engine | op | p50 ms | p95 ms | p99 ms | CPU ms/query | batch q/s | recall@10 | "
+        "k results | vs LanceDB p50 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lance = q.get("lancedb", {})
     for op in ALL_OPS:
@@ -112,7 +110,7 @@ def latency_table(r: dict) -> str:
             lines.append(
                 f"| {e} | {op} | {fmt(o['p50_ms'], 2)} | {fmt(o['p95_ms'], 2)} | "
                 f"{fmt(o['p99_ms'], 2)} | {fmt(o.get('cpu_ms_mean'), 2)} | "
-                f"{fmt(o.get('recall@10'), 3)} | "
+                f"{fmt(o.get('batch_qps'))} | {fmt(o.get('recall@10'), 3)} | "
                 f"{'–' if full is None else f'{full:.0%}'} | {ratio} |"
             )
     return "\n".join(lines)
@@ -125,12 +123,20 @@ def build_table(results: list[dict]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        builds = r.get("build", {})
         for e in r.get("reopen", {}):
-            b = r.get("build", {}).get(e.split("@")[0] if e not in r.get("build", {}) else e, {})
+            opts = r.get("engines", {}).get(e, {}).get("options", {})
+            label = e
+            if e in builds:
+                b = builds[e]
+            elif opts.get("store"):
+                b, label = {}, f"{e} (store `{opts['store']}`, see text)"
+            else:
+                b, label = builds.get(e.split("@")[0], {}), f"{e} (same store)"
             o = r["reopen"][e]
             bs = b.get("build_s")
             lines.append(
-                f"| {r['scale']:,} | {e} | {fmt(bs)} | "
+                f"| {r['scale']:,} | {label} | {fmt(bs)} | "
                 f"{fmt(r['scale'] / bs if bs else None)} | {fmt(b.get('cpu_s'))} | "
                 f"{fmt(b.get('peak_rss_mib'))} | {mib(b.get('disk_bytes'))} | "
                 f"{fmt(o.get('import_s'), 2)} | {fmt(o['open_plus_first_s'], 2)} | "

@@ -21,7 +21,8 @@ into the Markdown table, plots and ``docs/benchmarks.json``.
 
 Engine variants: ``--engines engram,engram@ef256,lancedb`` with ``--variant
 'ef256={"hnsw_ef_search": 256}'``; a variant reuses its base engine's store unless its options
-change how the store is built (``"build": true``).
+change how the store is built (``"build": true``) or name another store folder
+(``"store": "engram-m32"``, e.g. one written by ``bench/rebuild_hnsw.py``).
 """
 
 from __future__ import annotations
@@ -74,12 +75,12 @@ def engine_options(spec: str, args: argparse.Namespace) -> dict:
 
 
 def store_dir(work: Path, scale: int, spec: str, opts: dict) -> Path:
-    name = spec if opts.get("build") else base_name(spec)
+    name = opts.get("store") or (spec if opts.get("build") else base_name(spec))
     return work / "stores" / f"n{scale}" / name.replace("@", "-")
 
 
 def _clean(opts: dict) -> dict:
-    return {k: v for k, v in opts.items() if k != "build"}
+    return {k: v for k, v in opts.items() if k not in ("build", "store")}
 
 
 # -- workers (run in child processes) ----------------------------------------------------------
@@ -94,7 +95,8 @@ def worker_build(a: argparse.Namespace) -> None:
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "rss_at_start_mib": round(rss0, 1),
-            "disk_bytes": disk_bytes(a.store),
+            # a database engine reports its tables' size; files otherwise
+            "disk_bytes": out.pop("db_bytes", None) or disk_bytes(a.store),
             "settings": eng.settings(),
         }
     )
@@ -156,6 +158,7 @@ def worker_query(a: argparse.Namespace) -> None:
     cpu: dict[str, dict[str, list[float]]] = {e.label: {} for e in engines}
     res: dict[str, dict[str, list[list[int]]]] = {e.label: {} for e in engines}
     used: dict[str, dict[str, list[int]]] = {e.label: {} for e in engines}
+    batch: dict[str, dict[str, float]] = {e.label: {} for e in engines}  # queries per second
     t_start = time.time()
     for op in OPS:
         live = [e for e in engines if op in e.ops]
@@ -180,26 +183,54 @@ def worker_query(a: argparse.Namespace) -> None:
                 lat[e.label][op].append(dt)
                 res[e.label][op].append(rows)
                 used[e.label][op].append(i)
+        # Batch: the same queries back to back per engine (no interleaving): throughput.
+        for e in live:
+            todo = used[e.label][op]
+            if not todo:
+                continue
+            t0 = now()
+            for i in todo:
+                e.run(op, d["q_text"][i], d["qvecs"][i], d["q_tenant"][i])
+            batch[e.label][op] = len(todo) / (now() - t0)
         print(f"  {op}: done ({time.time() - t_start:.0f}s)", file=sys.stderr, flush=True)
     out = {}
-    ref = dict(zip(used.get("bm25s", {}).get("keyword", []),
-                   res.get("bm25s", {}).get("keyword", []), strict=True)) or None
+    ref = (
+        dict(
+            zip(
+                used.get("bm25s", {}).get("keyword", []),
+                res.get("bm25s", {}).get("keyword", []),
+                strict=True,
+            )
+        )
+        or None
+    )
     for e in engines:
         eo = {"open_s_in_query_process": round(e.open_s, 3)}
         for op, ms in lat[e.label].items():
-            r = {**percentiles(ms), "cpu_ms_mean": round(float(np.mean(cpu[e.label][op])), 3)
-                 if ms else None}
+            r = {
+                **percentiles(ms),
+                "cpu_ms_mean": round(float(np.mean(cpu[e.label][op])), 3) if ms else None,
+                "batch_qps": round(batch[e.label][op], 1) if op in batch[e.label] else None,
+            }
             rows = res[e.label][op]
             idx = used[e.label][op]
             if op == "vector":
                 r["recall@10"] = round(
-                    float(np.mean([recall_at_k(x, d["truth"][i]) for x, i in zip(rows, idx)])), 4
+                    float(
+                        np.mean(
+                            [recall_at_k(x, d["truth"][i]) for x, i in zip(rows, idx, strict=False)]
+                        )
+                    ),
+                    4,
                 )
             if op == "vector_filtered":
                 r["recall@10"] = round(
                     float(
                         np.mean(
-                            [recall_at_k(x, d["truth_filtered"][i]) for x, i in zip(rows, idx)]
+                            [
+                                recall_at_k(x, d["truth_filtered"][i])
+                                for x, i in zip(rows, idx, strict=False)
+                            ]
                         )
                     ),
                     4,
@@ -207,18 +238,25 @@ def worker_query(a: argparse.Namespace) -> None:
             if op in ("hybrid_filtered", "vector_filtered"):
                 sizes = np.bincount(tenants.astype(np.int64))
                 r["full_k_share"] = round(  # k results whenever the tenant holds k rows
-                    float(np.mean([len(x) == min(K, sizes[d["q_tenant"][i]])
-                                   for x, i in zip(rows, idx)])), 4
+                    float(
+                        np.mean(
+                            [
+                                len(x) == min(K, sizes[d["q_tenant"][i]])
+                                for x, i in zip(rows, idx, strict=False)
+                            ]
+                        )
+                    ),
+                    4,
                 )
                 r["wrong_tenant_hits"] = int(
                     sum(
                         int(np.sum(tenants[np.array(x, dtype=np.int64)] != d["q_tenant"][i]))
-                        for x, i in zip(rows, idx)
+                        for x, i in zip(rows, idx, strict=False)
                         if x
                     )
                 )
             if op == "keyword" and ref is not None and e.label != "bm25s":
-                pairs = [(x, ref[i]) for x, i in zip(rows, idx) if i in ref]
+                pairs = [(x, ref[i]) for x, i in zip(rows, idx, strict=False) if i in ref]
                 r["overlap@10_with_bm25s"] = round(
                     float(np.mean([len(set(x) & set(y)) / max(1, len(y)) for x, y in pairs])), 4
                 )
@@ -279,34 +317,67 @@ def run(a: argparse.Namespace) -> Path:
         "engines": {},
         "build": old.get("build", {}) if a.skip_build else {},
     }
-    log = open(work / "results" / f"scale-{a.scale}{a.tag}.log", "a")
+    log = open(work / "results" / f"scale-{a.scale}{a.tag}.log", "a")  # noqa: SIM115 - open all run
     log.write(f"=== {time.strftime('%F %T')} {' '.join(sys.argv)}\n")
     for spec, store, opts in plan:
         result["engines"][spec] = {"options": opts, "store": store}
-        builds = opts.get("build") or "@" not in spec
-        if builds and not a.skip_build:
+        builds = opts.get("build") or ("@" not in spec and not opts.get("store"))
+        record = work / "results" / f"build-{a.scale}-{spec.replace('@', '-')}.json"
+        if builds and a.resume and record.exists() and Path(store).exists():
+            result["build"][spec] = json.loads(record.read_text())
+            print(f"[{a.scale}] build {spec}: kept from {record.name}", file=sys.stderr)
+        elif builds and not a.skip_build:
             print(f"[{a.scale}] build {spec} ...", file=sys.stderr, flush=True)
             b = child(
-                ["build", "--engine", spec, "--store", store, "--data", str(folder),
-                 "--options", json.dumps(opts)],
+                [
+                    "build",
+                    "--engine",
+                    spec,
+                    "--store",
+                    store,
+                    "--data",
+                    str(folder),
+                    "--options",
+                    json.dumps(opts),
+                ],
                 log,
             )
             result["build"][spec] = b
+            record.write_text(json.dumps(b, indent=1))  # survives a crash of this driver
             print(f"[{a.scale}] build {spec}: {b['build_s']:.1f}s", file=sys.stderr, flush=True)
-    result["build"] = {k: v for k, v in result["build"].items() if k in dict(
-        (s, 1) for s, _, _ in plan)}
+    result["build"] = {
+        k: v for k, v in result["build"].items() if k in dict((s, 1) for s, _, _ in plan)
+    }
     result["reopen"] = {}
     for spec, store, opts in plan:
         print(f"[{a.scale}] reopen {spec} ...", file=sys.stderr, flush=True)
         result["reopen"][spec] = child(
-            ["reopen", "--engine", spec, "--store", store, "--data", str(folder),
-             "--options", json.dumps(opts)],
+            [
+                "reopen",
+                "--engine",
+                spec,
+                "--store",
+                store,
+                "--data",
+                str(folder),
+                "--options",
+                json.dumps(opts),
+            ],
             log,
         )
     print(f"[{a.scale}] query {len(plan)} engines ...", file=sys.stderr, flush=True)
     result["query"] = child(
-        ["query", "--specs", json.dumps(plan), "--data", str(folder), "--warmup", str(a.warmup),
-         "--budget-s", str(a.budget_s)],
+        [
+            "query",
+            "--specs",
+            json.dumps(plan),
+            "--data",
+            str(folder),
+            "--warmup",
+            str(a.warmup),
+            "--budget-s",
+            str(a.budget_s),
+        ],
         log,
     )
     result["finished"] = time.strftime("%F %T")
@@ -332,12 +403,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale", type=int)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--budget-s", type=float, default=300.0,
-                   help="stop timing an engine's operation after this many seconds")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=300.0,
+        help="stop timing an engine's operation after this many seconds",
+    )
     p.add_argument("--work", default="/tmp/engram-bench")
     p.add_argument("--engines", default=DEFAULT_ENGINES)
     p.add_argument("--tag", default="", help="suffix for the result file name")
     p.add_argument("--skip-build", action="store_true", help="reuse stores built before")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep each build recorded in results/build-*.json whose store exists",
+    )
     for base in ("engram", "lancedb", "fts5", "bm25s"):
         p.add_argument(f"--{base}", help=f"JSON options for {base}")
     p.add_argument("--variant", action="append", help="LABEL=JSON options for ENGINE@LABEL")

@@ -75,9 +75,14 @@ def test_scores_match_bm25s(seed):
         np.testing.assert_allclose(mine, expected * (k1 + 1), rtol=1e-4, atol=1e-5)
         top_ref = [i + 1 for i in np.argsort(-expected, kind="stable")[:10] if expected[i] > 0]
         top_ours = [cid for cid, _ in ours.search(query, k=10)]
-        assert [round(got[c], 4) for c in top_ours] == [
-            round(expected[c - 1] * (k1 + 1), 4) for c in top_ref
-        ]
+        # the same ranking: position by position the same score (ties may swap ids)
+        assert len(top_ours) == len(top_ref)
+        np.testing.assert_allclose(
+            [got[c] for c in top_ours],
+            [expected[c - 1] * (k1 + 1) for c in top_ref],
+            rtol=1e-4,
+            atol=1e-5,
+        )
 
 
 def test_deleted_and_filtered_documents_are_skipped():

@@ -243,3 +243,26 @@ def test_store_is_a_plain_sqlite_file(mem):
     assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 60
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+def test_metadata_index_is_used_and_changes_no_result(mem):
+    where = {"$and": [{"topic": "sailing"}, {"year": {"$gte": 2003}}]}
+    before = {m: [h.id for h in mem.search("summary report", k=10, mode=m, where=where)] for m in
+              ("keyword", "vector", "hybrid")}  # fmt: skip
+    assert mem.index_metadata("topic", "year") == ["meta_topic", "meta_year"]
+    assert mem.index_metadata("topic") == ["meta_topic"]  # idempotent
+    assert mem.store.metadata_indexes() == ["meta_topic", "meta_year"]
+    plan = " ".join(
+        str(r)
+        for r in mem.store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT c.id FROM documents d JOIN chunks c "
+            "ON c.document_id=d.id WHERE json_extract(d.metadata, '$.\"topic\"') = 'sailing'"
+        )
+    )
+    assert "meta_topic" in plan
+    after = {m: [h.id for h in mem.search("summary report", k=10, mode=m, where=where)] for m in
+             ("keyword", "vector", "hybrid")}  # fmt: skip
+    assert after == before and all(after.values())
+    with pytest.raises(FilterError, match="invalid metadata key"):
+        mem.index_metadata("topic'); DROP TABLE documents; --")
+    assert mem.store.count_documents("default") == 60

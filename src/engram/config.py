@@ -40,8 +40,8 @@ class Config:
     ann: str = "auto"  # auto: HNSW from ann_threshold rows on; hnsw: always; exact: never
     ann_threshold: int = 50_000
     exact_filter_max: int = 20_000  # filters leaving fewer candidates are searched exactly
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 100
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
     # derived index housekeeping
     save_every_changes: int = 20_000

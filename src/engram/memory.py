@@ -182,6 +182,13 @@ class Memory:
         """Rebuild the keyword and vector indexes from the store."""
         return self.retrieval.reindex()
 
+    def index_metadata(self, *keys: str) -> list[str]:
+        """Index these metadata keys in SQL (SQLite), so a selective filter on them reads
+        only the matching rows; worth it for keys filtered on often (tenant, user, source
+        type) in large stores. Returns the names of the indexes made or already there."""
+        names = [self.store.index_metadata(key) for key in keys]
+        return [n for n in names if n]
+
     # -- writes ---------------------------------------------------------------------------
     def add(
         self,
@@ -346,15 +353,24 @@ class Memory:
                 f"vectors have shape {vectors.shape}, expected ({len(docs)}, {emb.dim})"
             )
         written = 0
-        for start in range(0, len(docs), batch):
-            part = docs[start : start + batch]
-            rows = []
-            for doc, vec in zip(part, vectors[start : start + batch], strict=True):
-                key, digest = document_identity(doc)
-                chunk = Chunk(doc.text, 0, 0, len(doc.text))
-                rows.append((doc, key, digest, [ChunkRecord(chunk, content_hash(doc.text), vec)]))
-            written += self.store.write_documents(namespace, rows, emb.model_id)
-            self.sync()
+        # One index save at the end, not one per save_every_changes rows: each save rewrites
+        # the HNSW graph. A crash meanwhile loses nothing; the indexes catch up on open.
+        every = self.config.save_every_changes
+        self.config.save_every_changes = 1 << 62
+        try:
+            for start in range(0, len(docs), batch):
+                part = docs[start : start + batch]
+                rows = []
+                for doc, vec in zip(part, vectors[start : start + batch], strict=True):
+                    key, digest = document_identity(doc)
+                    chunk = Chunk(doc.text, 0, 0, len(doc.text))
+                    record = ChunkRecord(chunk, content_hash(doc.text), vec)
+                    rows.append((doc, key, digest, [record]))
+                written += self.store.write_documents(namespace, rows, emb.model_id)
+                self.sync()
+        finally:
+            self.config.save_every_changes = every
+        self.save()
         return written
 
     def delete(
@@ -448,7 +464,8 @@ class Memory:
         scope = self.retrieval.scope(namespaces, where)
         if scope is EMPTY:
             return []
-        n = max(k, candidates or self.config.candidates)
+        # Single-retriever modes fuse nothing, so k candidates are enough.
+        n = max(k, candidates or (self.config.candidates if mode == "hybrid" else k))
         kw = self.retrieval.keyword(query, n, scope) if mode in ("hybrid", "keyword") else []
         vec: list[tuple[int, float]] = []
         if mode in ("hybrid", "vector"):
@@ -477,8 +494,9 @@ class Memory:
         vec_rank = {cid: (r, s) for r, (cid, s) in enumerate(vec, 1)}
         hits: list[Hit] = []
         # Rows come from the store, so a chunk deleted after the index saw it is never returned.
-        for start in range(0, len(ranked), 4 * k):
-            part = ranked[start : start + 4 * k]
+        # The best k first: more are read only when some of those were deleted meanwhile.
+        for start in range(0, len(ranked), k):
+            part = ranked[start : start + k]
             rows = self.store.hit_rows([cid for cid, _ in part])
             for cid, score in part:
                 row = rows.get(cid)

@@ -147,7 +147,13 @@ _TOKEN = re.compile(r"\w\w+|\d", re.UNICODE)
 
 @lru_cache(maxsize=4)
 def _stemmer(language: str) -> Stemmer.Stemmer:
-    return Stemmer.Stemmer(language)
+    stemmer = Stemmer.Stemmer(language)
+    stemmer.maxCacheSize = 0  # its own cache costs more than it saves; _STEMS memoises
+    return stemmer
+
+
+_STEMS: dict[str, dict[str, str]] = {}  # language -> word -> stem
+_STEMS_MAX = 200_000  # words memoised per language (a few tens of MB at most)
 
 
 def tokenize(text: str) -> list[str]:
@@ -158,4 +164,15 @@ def tokenize(text: str) -> list[str]:
 def analyze(text: str, language: str = "english") -> list[str]:
     """Index terms of ``text``: lowercase tokens without stopwords, Snowball-stemmed."""
     words = [w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
-    return _stemmer(language).stemWords(words) if words else []
+    if not words:
+        return []
+    memo = _STEMS.setdefault(language, {})
+    out = [memo.get(w) for w in words]
+    if None in out:
+        stem = _stemmer(language).stemWord
+        for i, w in enumerate(words):
+            if out[i] is None:
+                s = out[i] = stem(w)
+                if len(memo) < _STEMS_MAX:
+                    memo[w] = s
+    return out  # type: ignore[return-value]

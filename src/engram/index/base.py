@@ -29,14 +29,21 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Ascending positions in sorted ``ids`` of the ids also in sorted ``wanted``
+    (binary search per wanted id: O(len(wanted) log len(ids)), no full-length mask)."""
+    if not len(ids) or not len(wanted):
+        return np.zeros(0, dtype=np.int64)
+    pos = np.searchsorted(ids, wanted)
+    ok = pos < len(ids)
+    pos, w = pos[ok], wanted[ok]
+    return pos[ids[pos] == w]
+
+
 def mask_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Boolean mask over sorted ``ids``: True where the id is in sorted ``wanted``."""
     mask = np.zeros(len(ids), dtype=bool)
-    if len(ids) and len(wanted):
-        pos = np.searchsorted(ids, wanted)
-        ok = pos < len(ids)
-        pos, w = pos[ok], wanted[ok]
-        mask[pos[ids[pos] == w]] = True
+    mask[positions_of(ids, wanted)] = True
     return mask
 
 

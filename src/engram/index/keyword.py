@@ -9,7 +9,6 @@ in Lucene; they are never returned.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engram.index.analyzer import analyze
-from engram.index.base import SegmentedIndex, mask_of
+from engram.index.base import SegmentedIndex, mask_of, positions_of
 
 
 @dataclass
@@ -57,9 +56,9 @@ class KeywordIndex(SegmentedIndex):
         self.df = np.zeros(1024, dtype=np.int64)
         self.total_length = 0.0
         self.n_docs = 0
-        self._mem_rows: list[int] = []
-        self._mem_cols: list[int] = []
-        self._mem_tfs: list[int] = []
+        self._mem_rows: list[np.ndarray] = []  # term ids, one array per add()
+        self._mem_cols: list[np.ndarray] = []  # memtable columns
+        self._mem_tfs: list[np.ndarray] = []  # term frequencies
         self._mem_ids: list[int] = []
         self._mem_lens: list[int] = []
 
@@ -76,19 +75,31 @@ class KeywordIndex(SegmentedIndex):
         return tid
 
     def add(self, rows: Sequence[tuple[int, str, Any]]) -> None:
-        for chunk_id, text, _ in rows:
-            terms = analyze(text, self.language)
-            col = len(self._mem_ids)
-            for term, tf in Counter(terms).items():
-                tid = self._term_id(term)
-                self.df[tid] += 1
-                self._mem_rows.append(tid)
-                self._mem_cols.append(col)
-                self._mem_tfs.append(tf)
-            self._mem_ids.append(int(chunk_id))
-            self._mem_lens.append(len(terms))
-            self.total_length += len(terms)
-            self.n_docs += 1
+        if not rows:
+            return
+        terms = [analyze(text, self.language) for _, text, _ in rows]
+        lens = np.fromiter((len(t) for t in terms), dtype=np.int64, count=len(terms))
+        flat = [t for ts in terms for t in ts]
+        get = self.vocab.get
+        tids = [get(t) for t in flat]
+        if None in tids:
+            for i, t in enumerate(flat):
+                if tids[i] is None:
+                    tids[i] = self._term_id(t)
+        v = len(self.vocab)
+        col0 = len(self._mem_ids)
+        # (document, term) pairs counted at once: key = column * vocabulary size + term id
+        cols = np.repeat(np.arange(col0, col0 + len(rows), dtype=np.int64), lens)
+        key, tf = np.unique(cols * v + np.asarray(tids, dtype=np.int64), return_counts=True)
+        u_cols, u_tids = np.divmod(key, v)
+        self.df[:v] += np.bincount(u_tids, minlength=v)
+        self._mem_rows.append(u_tids)
+        self._mem_cols.append(u_cols)
+        self._mem_tfs.append(tf)
+        self._mem_ids.extend(int(r[0]) for r in rows)
+        self._mem_lens.extend(lens.tolist())
+        self.total_length += float(lens.sum())
+        self.n_docs += len(rows)
         self.dirty = True
         if len(self._mem_ids) >= self.memtable_docs:
             self.freeze()
@@ -99,14 +110,12 @@ class KeywordIndex(SegmentedIndex):
         n = len(self._mem_ids)
         postings = sp.csr_matrix(
             (
-                np.array(self._mem_tfs, dtype=np.float32),
-                (
-                    np.array(self._mem_rows, dtype=np.int64),
-                    np.array(self._mem_cols, dtype=np.int64),
-                ),
+                np.concatenate(self._mem_tfs).astype(np.float32),
+                (np.concatenate(self._mem_rows), np.concatenate(self._mem_cols)),
             ),
             shape=(len(self.vocab), n),
         )
+        postings.sort_indices()
         ids = np.array(self._mem_ids, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         if not np.all(order == np.arange(n)):
@@ -193,7 +202,14 @@ class KeywordIndex(SegmentedIndex):
     def search(
         self, query: str, k: int = 10, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """Top ``k`` ``(chunk_id, score)`` among ``allowed`` ids (sorted array) if given."""
+        """Exact BM25 top ``k`` ``(chunk_id, score)`` among ``allowed`` ids (sorted) if given.
+
+        MaxScore: terms are taken rarest first; once no document holding none of the terms
+        taken so far could reach the k-th best partial score (the other terms' upper bounds,
+        idf * (k1 + 1), sum below it), the remaining long posting lists are only probed for
+        the candidates found (binary search), never scanned. With a filter only the allowed
+        documents are scored. Scores and order are those of scoring every posting.
+        """
         self.freeze()
         terms = self.query_terms(query)
         if not terms or self.n_docs == 0 or k <= 0:
@@ -201,31 +217,124 @@ class KeywordIndex(SegmentedIndex):
         tids = np.array([self.vocab[t] for t in terms])
         df = self.df[tids].astype(np.float64)
         idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+        order = np.argsort(-idf, kind="stable")
+        tids, idf = tids[order], idf[order]
+        weights = idf * (self.k1 + 1.0)
         avgdl = self.total_length / self.n_docs or 1.0
-        k1, b = self.k1, self.b
         all_ids, all_scores = [], []
         for seg in self.segments:
-            n = len(seg.ids)
-            scores = np.zeros(n, dtype=np.float32)
-            norm = k1 * (1.0 - b + b * seg.lengths / avgdl)
-            rows = seg.postings.shape[0]
-            for tid, w in zip(tids, idf, strict=True):
-                if tid >= rows:
-                    continue
-                lo, hi = seg.postings.indptr[tid], seg.postings.indptr[tid + 1]
-                if lo == hi:
-                    continue
-                docs = seg.postings.indices[lo:hi]
-                tf = seg.postings.data[lo:hi]
-                scores[docs] += w * tf * (k1 + 1.0) / (tf + norm[docs])
-            keep = seg.alive if allowed is None else seg.alive & mask_of(seg.ids, allowed)
-            cand = np.flatnonzero((scores > 0) & keep)
+            norm = _length_norm(seg, self.k1, self.b, avgdl)
+            if allowed is None:
+                cand, acc = _score_maxscore(seg, tids, weights, norm, k)
+            else:
+                cand = positions_of(seg.ids, allowed)
+                cand = cand[seg.alive[cand]]
+                acc = _score_candidates(seg, tids, weights, norm, cand)
+                good = acc > 0
+                cand, acc = cand[good], acc[good]
             if len(cand) > k:
-                cand = cand[np.argpartition(-scores[cand], k - 1)[:k]]
+                part = np.argpartition(-acc, k - 1)[:k]
+                cand, acc = cand[part], acc[part]
             all_ids.append(seg.ids[cand])
-            all_scores.append(scores[cand])
+            all_scores.append(acc)
         if not all_ids:
             return []
         ids, scores = np.concatenate(all_ids), np.concatenate(all_scores)
         order = np.lexsort((ids, -scores))[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _length_norm(seg: KeywordSegment, k1: float, b: float, avgdl: float) -> np.ndarray:
+    """``k1 * (1 - b + b * len / avgdl)`` per document, cached while ``avgdl`` holds."""
+    cached = getattr(seg, "_norm", None)
+    if cached is None or cached[0] != avgdl:
+        norm = k1 * (1.0 - b + b * seg.lengths.astype(np.float64) / avgdl)
+        seg._norm = cached = (avgdl, norm)  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def _postings(seg: KeywordSegment, tid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Documents (ascending positions) and term frequencies of term ``tid`` in ``seg``."""
+    m = seg.postings
+    if not m.has_sorted_indices:  # merged and reordered segments may come unsorted
+        m.sort_indices()
+    if tid >= m.shape[0]:
+        return _EMPTY_I, _EMPTY_F
+    lo, hi = m.indptr[tid], m.indptr[tid + 1]
+    return m.indices[lo:hi], m.data[lo:hi]
+
+
+_EMPTY_I = np.zeros(0, dtype=np.int32)
+_EMPTY_F = np.zeros(0, dtype=np.float32)
+
+
+def _score_candidates(
+    seg: KeywordSegment,
+    tids: np.ndarray,
+    weights: np.ndarray,
+    norm: np.ndarray,
+    cand: np.ndarray,
+    acc: np.ndarray | None = None,
+) -> np.ndarray:
+    """BM25 of the documents at positions ``cand`` (ascending), added to ``acc``."""
+    acc = np.zeros(len(cand), dtype=np.float32) if acc is None else acc
+    for tid, w in zip(tids, weights, strict=True):
+        docs, tfs = _postings(seg, int(tid))
+        if not len(docs) or not len(cand):
+            continue
+        pos = np.searchsorted(docs, cand)
+        pos[pos == len(docs)] = 0
+        hit = docs[pos] == cand
+        tf = tfs[pos[hit]]
+        acc[hit] += w * tf / (tf + norm[cand[hit]])
+    return acc
+
+
+def _union(arrays: list[np.ndarray], n: int, dense: np.ndarray) -> np.ndarray:
+    """Sorted union of sorted posting lists (the documents with a partial score)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    if sum(len(a) for a in arrays) > n // 16:
+        return np.flatnonzero(dense)
+    a = np.concatenate(arrays)
+    a.sort()
+    return a[np.concatenate(([True], a[1:] != a[:-1]))]
+
+
+def _score_maxscore(
+    seg: KeywordSegment, tids: np.ndarray, weights: np.ndarray, norm: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of the live documents that can be in the top ``k`` of ``seg``
+    (a superset of it), terms ordered rarest first."""
+    n = len(seg.ids)
+    bounds = weights  # a term adds at most idf * (k1 + 1)
+    rest = np.concatenate([np.cumsum(bounds[::-1])[::-1][1:], [0.0]])  # bound after term j
+    dense = np.zeros(n, dtype=np.float32)
+    touched: list[np.ndarray] = []
+    everyone = bool(seg.alive.all())
+    done = 0.0
+    cand = None
+    j = 0
+    while j < len(tids):
+        docs, tf = _postings(seg, int(tids[j]))
+        if len(docs):
+            dense[docs] += weights[j] * tf / (tf + norm[docs])
+            touched.append(docs)
+            done += bounds[j]
+        j += 1
+        if j < len(tids) and touched and rest[j - 1] < done:
+            c = _union(touched, n, dense)
+            if not everyone:
+                c = c[seg.alive[c]]
+            if len(c) >= k:
+                theta = np.partition(dense[c], len(c) - k)[len(c) - k]
+                if rest[j - 1] < theta:  # no unseen document can reach the top k
+                    cand = c
+                    break
+    if cand is None:
+        cand = _union(touched, n, dense) if touched else _EMPTY_I.astype(np.int64)
+        if not everyone:
+            cand = cand[seg.alive[cand]]
+        return cand, dense[cand]
+    acc = _score_candidates(seg, tids[j:], weights[j:], norm, cand, dense[cand])
+    return cand, acc

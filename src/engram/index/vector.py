@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engram.index.base import SegmentedIndex, mask_of
+from engram.index.base import SegmentedIndex, mask_of, positions_of
 
 
 @dataclass
@@ -51,8 +51,8 @@ class FlatVectorIndex(SegmentedIndex):
         ann: str = "auto",
         ann_threshold: int = 50_000,
         exact_filter_max: int = 20_000,
-        hnsw_m: int = 16,
-        hnsw_ef_construction: int = 100,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 200,
         hnsw_ef_search: int = 128,
         threads: int = 1,
     ):
@@ -253,19 +253,19 @@ class FlatVectorIndex(SegmentedIndex):
     ) -> list[tuple[int, float]]:
         found_ids, found_scores = [], []
         for seg in self.segments:
-            keep = seg.alive if allowed is None else seg.alive & mask_of(seg.ids, allowed)
-            if allowed is not None or not keep.all():
-                pos = np.flatnonzero(keep)
+            if allowed is not None:  # gather only the allowed rows
+                pos = positions_of(seg.ids, allowed)
+                pos = pos[seg.alive[pos]]
                 if not len(pos):
                     continue
-                scores = (
-                    np.asarray(seg.vectors[pos]) @ q
-                    if len(pos) < len(keep) // 2
-                    else (np.asarray(seg.vectors) @ q)[pos]
-                )
-                ids = seg.ids[pos]
-            else:
+                scores, ids = np.asarray(seg.vectors[pos]) @ q, seg.ids[pos]
+            elif seg.alive.all():
                 scores, ids = np.asarray(seg.vectors) @ q, seg.ids
+            else:
+                pos = np.flatnonzero(seg.alive)
+                if not len(pos):
+                    continue
+                scores, ids = (np.asarray(seg.vectors) @ q)[pos], seg.ids[pos]
             ids, scores = top_k(ids, scores, k)
             found_ids.append(ids)
             found_scores.append(scores)

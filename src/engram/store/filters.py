@@ -135,8 +135,9 @@ def _field_sql(key: str, params: list[Any], t: _Target) -> str:
     if t.pg:
         params.append(key.split("."))
         return f"(d.metadata #> {t.ph}::text[])"
-    params.append(_json_path(key))
-    return f"json_extract(d.metadata, {t.ph})"
+    # A literal path (the key is checked: no quotes) lets SQLite use an expression index made
+    # by ``SQLiteStore.index_metadata``; a bound path would not match it.
+    return f"json_extract(d.metadata, {json_path_literal(key)})"
 
 
 def metadata_path(key: str, dialect: str = "sqlite") -> str | list[str]:
@@ -147,6 +148,12 @@ def metadata_path(key: str, dialect: str = "sqlite") -> str | list[str]:
             f"invalid metadata key {key!r}: use letters, digits, '_' and '-', dots for nesting"
         )
     return key.split(".") if dialect == "postgres" else _json_path(key)
+
+
+def json_path_literal(key: str) -> str:
+    """The SQL string literal of the JSON path of checked metadata ``key`` (SQLite)."""
+    metadata_path(key)
+    return "'" + _json_path(key).replace("'", "''") + "'"
 
 
 def _json_path(key: str) -> str:

@@ -277,6 +277,9 @@ class PostgresStore:
         if dim > _HNSW_MAX_DIM:
             log.warning("%d-dim vectors: no HNSW index (limit %d)", dim, _HNSW_MAX_DIM)
             return False
+        # A graph built in memory is several times faster than one spilling to disk; the
+        # setting lasts for this transaction only (the server's own limit still applies).
+        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
         conn.execute(
             "CREATE INDEX IF NOT EXISTS vectors_hnsw ON vectors USING hnsw "
             f"(embedding vector_ip_ops) WITH (m = {int(m)}, "
@@ -951,6 +954,14 @@ class PostgresStore:
         if value is None:
             return None
         return int(value) if float(value).is_integer() else float(value)
+
+    def index_metadata(self, key: str) -> None:
+        """Nothing to create: PostgreSQL filters compile to ``jsonb`` expressions that a
+        B-tree on one key would not serve (checks ``key`` so both stores reject the same)."""
+        metadata_path(key, "postgres")
+
+    def metadata_indexes(self) -> list[str]:
+        return []
 
     def purge(self) -> None:
         """Leave as little deleted text on disk as PostgreSQL allows without locking the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ import numpy as np
 
 from engram.errors import EngramError
 from engram.store.base import ChunkRecord, WriteResult
-from engram.store.filters import compile_where, metadata_path
+from engram.store.filters import compile_where, json_path_literal, metadata_path
 from engram.types import Document
 
 _BATCH = 900  # stay under SQLite's parameter limit
@@ -415,7 +416,7 @@ class SQLiteStore:
     def allowed_ids(self, namespaces: Sequence[str] | None, where: dict | None) -> np.ndarray:
         """Sorted ids of the chunks that pass a namespace restriction and a filter."""
         cond, params = compile_where(where)
-        sql = "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.document_id WHERE " + cond
+        sql = "SELECT c.id FROM documents d JOIN chunks c ON c.document_id=d.id WHERE " + cond
         if namespaces is not None:
             sql += f" AND d.namespace IN ({','.join('?' * len(namespaces))})"
             params += list(namespaces)
@@ -582,6 +583,27 @@ class SQLiteStore:
                 [path, path, namespace, *params],
             ).fetchone()
         return row[0]
+
+    def index_metadata(self, key: str) -> str:
+        """Create (if missing) an SQL index on metadata ``key``; filters on it then read only
+        the matching rows instead of scanning every document. Returns the index name."""
+        name = "meta_" + "".join(c if c.isalnum() or c == "_" else "_" for c in key)
+        if not key.replace("_", "").isalnum():  # "a.b" and "a_b" must not share a name
+            name += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
+        with self.transaction() as conn:
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} "
+                f"ON documents(json_extract(metadata, {json_path_literal(key)}))"
+            )
+        return name
+
+    def metadata_indexes(self) -> list[str]:
+        """Names of the metadata indexes made by ``index_metadata``."""
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'meta\\_%' "
+            "ESCAPE '\\' AND tbl_name='documents' ORDER BY name"
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def purge(self) -> None:
         """Leave no deleted text in the files: deletes already zero what they free
