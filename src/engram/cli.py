@@ -184,6 +184,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
+        if args.metadata:
+            names = mem.index_metadata(*args.metadata)
+            print("metadata indexes: " + (", ".join(names) or "none needed on this backend"))
+            return 0
         counts = mem.reindex()
     print(", ".join(f"{k}: {v} chunks" for k, v in counts.items()))
     return 0
@@ -420,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_stats)
 
     r = sub.add_parser("reindex", help="rebuild the keyword and vector indexes from the store")
+    r.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY",
+        help="instead, add an SQL index on metadata KEY (repeatable): fast selective filters",
+    )
     r.set_defaults(func=cmd_reindex)
 
     n = sub.add_parser("namespaces", help="list namespaces")
@@ -476,11 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
     qa.set_defaults(func=cmd_eval_qa)
 
     from engram.agents.cli import add_chat_parser, add_locomo_parser
+    from engram.experiment.cli import add_experiment_parser
+    from engram.export import add_export_parser
     from engram.server.cli import add_server_parsers
 
     add_locomo_parser(esub)
     add_chat_parser(sub)
     add_server_parsers(sub)
+    add_export_parser(sub)
+    add_experiment_parser(sub)
     return p
 
 

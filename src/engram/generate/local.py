@@ -262,17 +262,22 @@ def _load_folder(folder: Path, dtype: str, device: str) -> _LoadedModel:
                 f"could not load a causal language model from {folder}: {exc}. "
                 "It must be a Hugging Face model folder (config.json, weights, tokenizer)."
             ) from exc
-        eos: set[int] = set()
-        for source in (getattr(model, "generation_config", None), tokenizer):
-            value = getattr(source, "eos_token_id", None)
-            if isinstance(value, int):
-                eos.add(value)
-            elif isinstance(value, list | tuple):
-                eos.update(v for v in value if isinstance(v, int))
-        window = getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT_WINDOW
-        loaded = _LoadedModel(tokenizer, model, frozenset(eos), int(window))
+        loaded = _wrap_loaded(model, tokenizer)
         _MODELS[key] = loaded
         return loaded
+
+
+def _wrap_loaded(model: Any, tokenizer: Any) -> _LoadedModel:
+    """A loaded model with its end-of-sequence ids and context window."""
+    eos: set[int] = set()
+    for source in (getattr(model, "generation_config", None), tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            eos.add(value)
+        elif isinstance(value, list | tuple):
+            eos.update(v for v in value if isinstance(v, int))
+    window = getattr(model.config, "max_position_embeddings", None) or DEFAULT_CONTEXT_WINDOW
+    return _LoadedModel(tokenizer, model, frozenset(eos), int(window))
 
 
 # --------------------------------------------------------------------------- generator
@@ -335,6 +340,29 @@ class LocalGenerator(BaseGenerator):
                     "nor a .gguf file"
                 )
         self._default = model_path is None
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_id: str,
+        threads: int | None = None,
+        context_window: int | None = None,
+    ) -> LocalGenerator:
+        """A generator around an already-loaded causal LM and its tokenizer (a fine-tune, say).
+
+        The model is used as given: not converted, not cached, not shared with other
+        generators; it runs on the device its weights are on.
+        """
+        device = str(next(model.parameters()).device)
+        generator = cls(threads=threads, device=device, context_window=context_window)
+        generator.model_id = model_id
+        generator.model_folder = Path(str(getattr(model, "name_or_path", "") or model_id))
+        generator._default = False
+        generator._loaded = _wrap_loaded(model, tokenizer)
+        return generator
 
     # -- loading ---------------------------------------------------------------------------
 

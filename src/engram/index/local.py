@@ -60,11 +60,9 @@ class LocalIndexes:
     # -- queries --------------------------------------------------------------------------
     def scope(self, namespaces: list[str] | None, where: dict | None) -> Any:
         """Sorted allowed chunk ids, ``None`` for everything, or ``EMPTY``."""
-        everything = not where and (
-            namespaces is None
-            or (namespaces == [DEFAULT_NAMESPACE] and self.store.namespace_count() <= 1)
-        )
-        if everything:
+        if namespaces == [DEFAULT_NAMESPACE] and self.store.namespace_count() <= 1:
+            namespaces = None  # the only namespace: no condition to check per row
+        if not where and namespaces is None:
             return None
         allowed = self.store.allowed_ids(namespaces, where)
         return allowed if len(allowed) else EMPTY

@@ -590,11 +590,19 @@ class SQLiteStore:
         name = "meta_" + "".join(c if c.isalnum() or c == "_" else "_" for c in key)
         if not key.replace("_", "").isalnum():  # "a.b" and "a_b" must not share a name
             name += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
+        # The namespace rides along, so a filter within namespaces reads no table row.
+        sql = (
+            f"CREATE INDEX {name} ON documents(json_extract(metadata, {json_path_literal(key)}), "
+            "namespace)"
+        )
         with self.transaction() as conn:
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} "
-                f"ON documents(json_extract(metadata, {json_path_literal(key)}))"
-            )
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type='index' AND name=?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != sql:  # made by an older Engram: rebuild it
+                conn.execute(f"DROP INDEX {name}")
+            if row is None or row[0] != sql:
+                conn.execute(sql)
         return name
 
     def metadata_indexes(self) -> list[str]:
