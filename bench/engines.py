@@ -79,6 +79,21 @@ class Engine:
 
 
 # -- Engram -----------------------------------------------------------------------------------
+def engram_documents(data: str | Path, block: int):
+    """``(documents, vectors)`` blocks of the rows, as Engram ``Document``s with ``tenant``."""
+    from engram.types import Document
+
+    tenants = np.load(Path(data) / "tenants.npy")
+    for start, texts in iter_texts(data, block):
+        docs = [
+            Document(
+                text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])}
+            )
+            for i, t in enumerate(texts)
+        ]
+        yield docs, read_vectors(data, start, start + len(texts))
+
+
 class EngramEngine(Engine):
     """Engram's public API: ``Memory.import_vectors`` and ``Memory.search``.
 
@@ -100,23 +115,14 @@ class EngramEngine(Engine):
         )
 
     def build(self, data, block=50_000):
-        from engram.types import Document
 
         if self.store.exists():
             shutil.rmtree(self.store)
         self.store.mkdir(parents=True)
-        tenants = np.load(Path(data) / "tenants.npy")
         t0 = now()
         mem = self._memory()
         mem.index_metadata("tenant")
-        for start, texts in iter_texts(data, block):
-            vecs = read_vectors(data, start, start + len(texts))
-            docs = [
-                Document(
-                    text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])}
-                )
-                for i, t in enumerate(texts)
-            ]
+        for docs, vecs in engram_documents(data, block):
             mem.import_vectors(docs, vecs)
         t1 = now()
         mem.save()  # builds the HNSW graph if not built yet, and writes every index
@@ -486,8 +492,6 @@ class PostgresEngine(EngramEngine):
         import psycopg
         from psycopg import sql
 
-        from engram.types import Document
-
         if self.store.exists():
             shutil.rmtree(self.store)
         self.store.mkdir(parents=True)
@@ -495,18 +499,10 @@ class PostgresEngine(EngramEngine):
             name = sql.Identifier(self._schema())
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
-        tenants = np.load(Path(data) / "tenants.npy")
         t0 = now()
         mem = self._memory()
         dropped = False
-        for start, texts in iter_texts(data, block):
-            vecs = read_vectors(data, start, start + len(texts))
-            docs = [
-                Document(
-                    text=t, id=str(start + i), metadata={"tenant": tenant_name(tenants[start + i])}
-                )
-                for i, t in enumerate(texts)
-            ]
+        for docs, vecs in engram_documents(data, block):
             mem.import_vectors(docs, vecs)
             if not dropped:  # the first write created the HNSW index; build it once at the end
                 with mem.store.transaction() as conn:

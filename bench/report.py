@@ -5,7 +5,7 @@
 Writes ``docs/benchmarks.json`` (one object per engine, scale and operation, with the keys
 ``engine, scale, op, p50_ms, p99_ms, recall@10, date``), ``docs/img/bench-latency.png``,
 ``docs/img/bench-build.png``, and the tables between the ``<!-- tables:start -->`` and
-``<!-- tables:end -->`` markers of ``docs/benchmarks-scale.md`` (printed when the markers are
+``<!-- tables:end -->`` markers of ``docs/benchmarks.md`` (printed when the markers are
 missing).
 """
 
@@ -90,7 +90,7 @@ def latency_table(r: dict) -> str:
     engs = list(engine_results(r))
     lines = [
         f"**{r['scale']:,} chunks** ({q['_meta']['queries_measured']} queries per operation, "
-        f"one at a time, interleaved, then back to back for \"batch q/s\"; load average at start "
+        f'one at a time, interleaved, then back to back for "batch q/s"; load average at start '
         f"{', '.join(str(x) for x in r['machine']['loadavg'])})",
         "",
         "| engine | op | p50 ms | p95 ms | p99 ms | CPU ms/query | batch q/s | recall@10 | "
@@ -281,7 +281,7 @@ def main() -> None:
     p.add_argument("--results", default="/tmp/engram-bench/results")
     p.add_argument("--json", default=str(ROOT / "docs" / "benchmarks.json"))
     p.add_argument("--img", default=str(ROOT / "docs" / "img"))
-    p.add_argument("--md", default=str(ROOT / "docs" / "benchmarks-scale.md"))
+    p.add_argument("--md", default=str(ROOT / "docs" / "benchmarks.md"))
     a = p.parse_args()
     folder = Path(a.results)
     results = load_results(folder)
