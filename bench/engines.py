@@ -115,20 +115,26 @@ class EngramEngine(Engine):
         )
 
     def build(self, data, block=50_000):
-
         if self.store.exists():
             shutil.rmtree(self.store)
         self.store.mkdir(parents=True)
         t0 = now()
         mem = self._memory()
-        mem.index_metadata("tenant")
+        self._before_load(mem)
         for docs, vecs in engram_documents(data, block):
             mem.import_vectors(docs, vecs)
         t1 = now()
-        mem.save()  # builds the HNSW graph if not built yet, and writes every index
+        out = self._after_load(mem)
         t2 = now()
         mem.close()
-        return {"ingest_s": t1 - t0, "index_s": t2 - t1, "build_s": t2 - t0}
+        return {"ingest_s": t1 - t0, "index_s": t2 - t1, "build_s": t2 - t0, **out}
+
+    def _before_load(self, mem) -> None:
+        mem.index_metadata("tenant")
+
+    def _after_load(self, mem) -> dict[str, Any]:
+        mem.save()  # builds the HNSW graph if not built yet, and writes every index
+        return {}
 
     def open(self):
         self.mem = self._memory()
@@ -492,23 +498,18 @@ class PostgresEngine(EngramEngine):
         import psycopg
         from psycopg import sql
 
-        if self.store.exists():
-            shutil.rmtree(self.store)
-        self.store.mkdir(parents=True)
         with psycopg.connect(pg_base_url(), autocommit=True) as conn:
             name = sql.Identifier(self._schema())
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
-        t0 = now()
-        mem = self._memory()
-        dropped = False
-        for docs, vecs in engram_documents(data, block):
-            mem.import_vectors(docs, vecs)
-            if not dropped:  # the first write created the HNSW index; build it once at the end
-                with mem.store.transaction() as conn:
-                    conn.execute("DROP INDEX IF EXISTS vectors_hnsw")
-                dropped = True
-        t1 = now()
+        return super().build(data, block)
+
+    def _before_load(self, mem) -> None:
+        mem.retrieval.set_dim(DIM)  # creates the vector column and its HNSW index ...
+        with mem.store.transaction() as conn:  # ... which is built once, after the load
+            conn.execute("DROP INDEX IF EXISTS vectors_hnsw")
+
+    def _after_load(self, mem) -> dict[str, Any]:
         mem.reindex()  # recreates the HNSW index over every row, REINDEXes the others
         with mem.store.transaction() as conn:
             conn.execute("ANALYZE")
@@ -518,9 +519,7 @@ class PostgresEngine(EngramEngine):
                 "WHERE n.nspname = %s AND c.relkind = 'r'",
                 (self._schema(),),
             ).fetchone()[0]
-        t2 = now()
-        mem.close()
-        return {"ingest_s": t1 - t0, "index_s": t2 - t1, "build_s": t2 - t0, "db_bytes": int(size)}
+        return {"db_bytes": int(size)}
 
 
 ENGINES = {e.name: e for e in (EngramEngine, PostgresEngine, LanceEngine, Fts5Engine, Bm25sEngine)}

@@ -268,6 +268,12 @@ def worker_query(a: argparse.Namespace) -> None:
 
 
 # -- driver -----------------------------------------------------------------------------------
+def worker_args(worker: str, spec: str, store: str, folder: Path, opts: dict) -> list[str]:
+    """The command line of a ``build`` or ``reopen`` worker for one engine."""
+    return [worker, "--engine", spec, "--store", store, "--data", str(folder),
+            "--options", json.dumps(opts)]  # fmt: skip
+
+
 def child(cmd: list[str], log) -> dict:
     t0 = now()
     p = subprocess.run(
@@ -328,20 +334,7 @@ def run(a: argparse.Namespace) -> Path:
             print(f"[{a.scale}] build {spec}: kept from {record.name}", file=sys.stderr)
         elif builds and not a.skip_build:
             print(f"[{a.scale}] build {spec} ...", file=sys.stderr, flush=True)
-            b = child(
-                [
-                    "build",
-                    "--engine",
-                    spec,
-                    "--store",
-                    store,
-                    "--data",
-                    str(folder),
-                    "--options",
-                    json.dumps(opts),
-                ],
-                log,
-            )
+            b = child(worker_args("build", spec, store, folder, opts), log)
             result["build"][spec] = b
             record.write_text(json.dumps(b, indent=1))  # survives a crash of this driver
             print(f"[{a.scale}] build {spec}: {b['build_s']:.1f}s", file=sys.stderr, flush=True)
@@ -351,20 +344,7 @@ def run(a: argparse.Namespace) -> Path:
     result["reopen"] = {}
     for spec, store, opts in plan:
         print(f"[{a.scale}] reopen {spec} ...", file=sys.stderr, flush=True)
-        result["reopen"][spec] = child(
-            [
-                "reopen",
-                "--engine",
-                spec,
-                "--store",
-                store,
-                "--data",
-                str(folder),
-                "--options",
-                json.dumps(opts),
-            ],
-            log,
-        )
+        result["reopen"][spec] = child(worker_args("reopen", spec, store, folder, opts), log)
     print(f"[{a.scale}] query {len(plan)} engines ...", file=sys.stderr, flush=True)
     result["query"] = child(
         [

@@ -353,23 +353,17 @@ class Memory:
                 f"vectors have shape {vectors.shape}, expected ({len(docs)}, {emb.dim})"
             )
         written = 0
-        # One index save at the end, not one per save_every_changes rows: each save rewrites
-        # the HNSW graph. A crash meanwhile loses nothing; the indexes catch up on open.
-        every = self.config.save_every_changes
-        self.config.save_every_changes = 1 << 62
-        try:
-            for start in range(0, len(docs), batch):
-                part = docs[start : start + batch]
-                rows = []
-                for doc, vec in zip(part, vectors[start : start + batch], strict=True):
-                    key, digest = document_identity(doc)
-                    chunk = Chunk(doc.text, 0, 0, len(doc.text))
-                    record = ChunkRecord(chunk, content_hash(doc.text), vec)
-                    rows.append((doc, key, digest, [record]))
-                written += self.store.write_documents(namespace, rows, emb.model_id)
-                self.sync()
-        finally:
-            self.config.save_every_changes = every
+        for start in range(0, len(docs), batch):
+            part = docs[start : start + batch]
+            rows = []
+            for doc, vec in zip(part, vectors[start : start + batch], strict=True):
+                key, digest = document_identity(doc)
+                chunk = Chunk(doc.text, 0, 0, len(doc.text))
+                rows.append((doc, key, digest, [ChunkRecord(chunk, content_hash(doc.text), vec)]))
+            written += self.store.write_documents(namespace, rows, emb.model_id)
+            # One index save at the end, not one per save_every_changes rows: each save
+            # rewrites the HNSW graph. A crash meanwhile loses nothing (the indexes catch up).
+            self.retrieval.sync(autosave=False)
         self.save()
         return written
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,13 @@ from engram.index.base import SegmentedIndex, mask_of, positions_of
 class KeywordSegment:
     ids: np.ndarray  # int64 chunk ids, ascending
     lengths: np.ndarray  # float32 terms per document
-    postings: sp.csr_matrix  # (terms, docs) term frequencies
+    postings: sp.csr_matrix  # (terms, docs) term frequencies, documents ascending per term
     alive: np.ndarray  # bool
+    norm: tuple[float, np.ndarray] | None = field(default=None, repr=False)  # (avgdl, norms)
+
+    def __post_init__(self) -> None:
+        if not self.postings.has_sorted_indices:  # searches binary-search the posting lists
+            self.postings.sort_indices()
 
 
 class KeywordIndex(SegmentedIndex):
@@ -115,7 +120,6 @@ class KeywordIndex(SegmentedIndex):
             ),
             shape=(len(self.vocab), n),
         )
-        postings.sort_indices()
         ids = np.array(self._mem_ids, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         if not np.all(order == np.arange(n)):
@@ -246,18 +250,14 @@ class KeywordIndex(SegmentedIndex):
 
 def _length_norm(seg: KeywordSegment, k1: float, b: float, avgdl: float) -> np.ndarray:
     """``k1 * (1 - b + b * len / avgdl)`` per document, cached while ``avgdl`` holds."""
-    cached = getattr(seg, "_norm", None)
-    if cached is None or cached[0] != avgdl:
-        norm = k1 * (1.0 - b + b * seg.lengths.astype(np.float64) / avgdl)
-        seg._norm = cached = (avgdl, norm)  # type: ignore[attr-defined]
-    return cached[1]
+    if seg.norm is None or seg.norm[0] != avgdl:
+        seg.norm = (avgdl, k1 * (1.0 - b + b * seg.lengths.astype(np.float64) / avgdl))
+    return seg.norm[1]
 
 
 def _postings(seg: KeywordSegment, tid: int) -> tuple[np.ndarray, np.ndarray]:
     """Documents (ascending positions) and term frequencies of term ``tid`` in ``seg``."""
     m = seg.postings
-    if not m.has_sorted_indices:  # merged and reordered segments may come unsorted
-        m.sort_indices()
     if tid >= m.shape[0]:
         return _EMPTY_I, _EMPTY_F
     lo, hi = m.indptr[tid], m.indptr[tid + 1]

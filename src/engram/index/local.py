@@ -88,8 +88,9 @@ class LocalIndexes:
             index.save()
         self._unsaved = 0
 
-    def sync(self) -> int:
-        """Bring every index up to the store's changelog; returns changes applied."""
+    def sync(self, autosave: bool = True) -> int:
+        """Bring every index up to the store's changelog; returns changes applied. With
+        ``autosave``, save once ``save_every_changes`` changes are unsaved."""
         applied = 0
         head = self.store.max_seq()
         for index in self.indexes:
@@ -105,7 +106,7 @@ class LocalIndexes:
                 self._apply(index, changes)
                 applied += len(changes)
         self._unsaved += applied
-        if self._unsaved >= self.config.save_every_changes:
+        if autosave and self._unsaved >= self.config.save_every_changes:
             self.save()
         return applied
 

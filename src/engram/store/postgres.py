@@ -1139,7 +1139,7 @@ class PostgresRetrieval:
     def save(self) -> None:
         """Nothing to save: the indexes are part of the database."""
 
-    def sync(self) -> int:
+    def sync(self, autosave: bool = True) -> int:
         """Nothing to catch up: every committed write is already indexed."""
         return 0
 
