@@ -11,8 +11,10 @@ def source(text: str, n: int = 1) -> Source:
     return Source(number=n, hit=Hit(id=n, text=text, score=1.0), cluster=0, text=text)
 
 
-PASSAGES = [source("The light was automated in 1974 and is monitored remotely."),
-            source("Cool the burn under running water for 20 minutes.", 2)]
+PASSAGES = [
+    source("The light was automated in 1974 and is monitored remotely."),
+    source("Cool the burn under running water for 20 minutes.", 2),
+]
 
 
 def test_numbers_must_come_from_the_passages():

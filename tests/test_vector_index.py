@@ -29,10 +29,13 @@ def test_hnsw_recall_deletes_and_filters(tmp_path):
     idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="hnsw", exact_filter_max=500)
     idx.add([(i + 1, "", v) for i, v in enumerate(x)])
     queries = clustered(40, seed=1)
-    recall = np.mean([
-        len({i for i, _ in idx.search(q, 10)} & {i for i, _ in idx.search(q, 10, exact=True)})
-        / 10 for q in queries
-    ])
+    recall = np.mean(
+        [
+            len({i for i, _ in idx.search(q, 10)} & {i for i, _ in idx.search(q, 10, exact=True)})
+            / 10
+            for q in queries
+        ]
+    )
     assert recall >= 0.95
     top = idx.search(queries[0], 3)[0][0]
     idx.remove([top])

@@ -117,8 +117,8 @@ def answer_from_hits(
     text, cited, unknown = process_citations(raw, prompt.sources)
     text = strip_preamble(text).strip()
     declined = is_no_answer(text)
-    ungrounded = require_grounding and not declined and not is_grounded(
-        text, question, prompt.sources
+    ungrounded = (
+        require_grounding and not declined and not is_grounded(text, question, prompt.sources)
     )
     if declined or ungrounded:
         return Answer(
