@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from engram.agents.records import StoredChunk, StoredDocument, iter_documents
+from engram.agents.records import StoredChunk, StoredDocument, chunk_vectors, iter_documents
 from engram.errors import EngramError, NamespaceError
 
 if TYPE_CHECKING:
@@ -227,8 +227,7 @@ def generated_pairs(
     counts = {"clusters": 0, "kept": 0, "rejected": 0}
     if not hits:
         return [], counts
-    ids, matrix = memory.store.chunk_vectors([h.id for h in hits])
-    vectors = {int(i): matrix[n] for n, i in enumerate(ids)}
+    vectors = chunk_vectors(memory, [h.id for h in hits])
     for h in hits:
         h.vector = vectors.get(h.id)
     clusters = cluster_hits(hits)[:limit]

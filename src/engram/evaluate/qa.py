@@ -86,6 +86,22 @@ def strip_citations(text: str) -> str:
     return " ".join(_CITATION.sub(" ", text).split())
 
 
+def closed_book(
+    generator: Any,
+    question: str,
+    *,
+    system: str = SHORT_ANSWER,
+    max_tokens: int = 128,
+    stop: list[str] | None = None,
+) -> str:
+    """The model's answer to ``question`` alone: the system message and the question."""
+    return generator.complete(
+        [{"role": "system", "content": system}, {"role": "user", "content": question}],
+        max_tokens=max_tokens,
+        stop=stop,
+    )
+
+
 def evaluate_qa(
     path: str | Path,
     modes: tuple[str, ...] = ("memory",),
@@ -127,11 +143,9 @@ def evaluate_qa(
                     hits = mem.recall_evidence(q["question"])
                     prediction = mem.answer(q["question"], hits, persona=SHORT_ANSWER).answer
                 elif mode == "closed-book":
-                    prediction = mem.generator.complete(
-                        [
-                            {"role": "system", "content": SHORT_ANSWER},
-                            {"role": "user", "content": q["question"]},
-                        ],
+                    prediction = closed_book(
+                        mem.generator,
+                        q["question"],
                         max_tokens=mem.config.answer_max_tokens,
                         stop=mem.config.answer_stop,
                     )

@@ -36,6 +36,7 @@ from typing import Any
 from engram.errors import EngramError
 from engram.evaluate.qa import (
     SHORT_ANSWER,
+    closed_book,
     exact_match,
     load_squad,
     normalize_answer,
@@ -635,11 +636,7 @@ def run_experiment(
 
 
 def _closed_book(gen: Any, question: str, cfg: ExperimentConfig) -> str:
-    return gen.complete(
-        [{"role": "system", "content": cfg.system}, {"role": "user", "content": question}],
-        max_tokens=cfg.max_tokens,
-        stop=["\n"],
-    )
+    return closed_book(gen, question, system=cfg.system, max_tokens=cfg.max_tokens, stop=["\n"])
 
 
 def _answer_all(
