@@ -75,7 +75,9 @@ def test_injected_instruction_in_memory_is_not_obeyed(tmp_path, embedder, genera
 
 
 def test_prompt_shows_numbered_clusters_within_budget(samples):
-    answer = samples.ask("How long should a minor burn be cooled?", prompt_only=True)
+    answer = samples.ask(
+        "How long should a minor burn be cooled?", prompt_only=True, reader="generate"
+    )
     prompt = answer.prompt
     assert "[1]" in prompt.text and "<<<MEMORY" in prompt.text
     assert prompt.tokens <= samples.config.answer_budget
@@ -92,7 +94,8 @@ def test_openai_compatible_generator_over_http_streams_the_same_answer(samples, 
         hits = samples.recall_evidence(question)
         pieces = []
         over_http = samples.answer(question, hits, generator=remote, on_token=pieces.append)
-        local = samples.answer(question, hits)
+        local = samples.answer(question, hits, reader="generate")
+        assert over_http.reader == local.reader == "generate"
         assert len(pieces) > 1, "the answer must arrive in streamed pieces"
         assert over_http.raw == local.raw
     finally:
@@ -102,7 +105,8 @@ def test_openai_compatible_generator_over_http_streams_the_same_answer(samples, 
 def test_cli_ask_json_and_show_prompt(tmp_path, sample_store, capsys, monkeypatch):
     shutil.copy(sample_store, tmp_path / "c.db")
     monkeypatch.setenv("ENGRAM_STORE", str(tmp_path / "c.db"))
-    assert main(["ask", "--show-prompt", "In which year was the lighthouse automated?"]) == 0
+    question = "In which year was the lighthouse automated?"
+    assert main(["ask", "--reader", "generate", "--show-prompt", question]) == 0
     out = capsys.readouterr().out
     assert "<<<MEMORY [1]" in out and "Question:" in out
     assert main(["ask", "--json", "Which year was the Harrow Point lighthouse automated?"]) == 0

@@ -179,6 +179,13 @@ def test_toy_experiment_end_to_end(tmp_path, generator, embedder):
         assert 0 <= row["exact_match"] <= row["f1"] <= 1
         assert row["seconds_per_answer"] > 0 and 0 <= row["tokens_per_answer"] <= 6
         assert (row["gold_passage_recalled"] is None) != row["memory"]
+        lo, hi = row["f1_ci95"]
+        assert 0 <= lo <= row["f1"] <= hi <= 1
+        assert row["gold_answer_nll"] > 0
+    assert [c["against"] for c in report["comparison"]["against"]] == [
+        "ft-passages, closed-book",
+        "ft-qa, closed-book",
+    ]
     assert {r["model"] for r in report["forgetting"]["models"]} == models
     assert report["forgetting"]["questions"] == 2
     base_row = next(r for r in report["forgetting"]["models"] if r["model"] == "base")

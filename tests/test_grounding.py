@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engram.answer_text import is_grounded, strip_preamble
+from engram.answer.grounding import is_grounded, strip_preamble
 from engram.prompt import Source
 from engram.types import Hit
 

@@ -10,6 +10,8 @@ import pytest
 
 from engram.agents.cli import add_locomo_parser
 from engram.evaluate.locomo import (
+    Conversation,
+    Question,
     Settings,
     conversation_documents,
     evaluate_locomo,
@@ -17,6 +19,7 @@ from engram.evaluate.locomo import (
     normalise_evidence,
     parse_session_time,
     recall_turns,
+    spread_sample,
     token_f1,
 )
 
@@ -152,6 +155,23 @@ def test_eval_locomo_cli_json(locomo_file, tmp_path, capsys):
     assert {"recall@3", "recall@5", "recall@10"} <= plain.keys()
 
 
+def test_limit_is_a_seeded_sample_spread_over_conversations():
+    convs = [Conversation(f"conv-{c}", []) for c in "abc"]
+    todo = [
+        (conv, Question(f"{conv.sample_id} q{i}", "a", 4, ["D1:1"]))
+        for conv in convs
+        for i in range(5)
+    ]
+    picked = spread_sample(todo, 6, seed=3)
+    assert len(picked) == 6 and picked == spread_sample(todo, 6, seed=3)
+    assert {conv.sample_id for conv, _ in picked} == {"conv-a", "conv-b", "conv-c"}
+    assert all(
+        sum(c.sample_id == s for c, _ in picked) == 2 for s in ("conv-a", "conv-b", "conv-c")
+    )
+    assert picked == sorted(picked, key=todo.index)
+    assert spread_sample(todo, 100) == todo
+
+
 def test_recall_turns_and_answer_f1(locomo_file, make_memory):
     class Fixed:
         model_id, context_window = "fixed", 4096
@@ -163,8 +183,16 @@ def test_recall_turns_and_answer_f1(locomo_file, make_memory):
             yield "the cello [1]"
 
     mem = make_memory(generator=Fixed())
-    result = evaluate_locomo(locomo_file, memory=mem, answer=True, limit=1, k=3)
-    assert result["questions"] == 1 and result["f1"] == 1.0
+    result = evaluate_locomo(locomo_file, memory=mem, answer=True, k=3)
+    assert result["questions"] == 4 and result["f1"] == 0.25
+    # "the cello" is withheld (grounding check) where the recalled turns do not hold "cello"
+    assert result["abstained"] == 0.75 and result["per_category"]["4"]["abstained"] == 0
+    assert result["per_category"]["4"]["f1"] == 1.0  # "cello" is right only there
+    assert {c: r["f1"] for c, r in result["per_category"].items() if c != "4"} == {
+        "1": 0.0,
+        "2": 0.0,
+        "3": 0.0,
+    }
     ranked = recall_turns(mem, "locomo-conv-t", "Who plays the cello?", k=3)
     assert ranked[0][0] == "D1:3"
     plain = recall_turns(mem, "locomo-conv-t", "cello", k=3, settings=Settings(retrieval="plain"))

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from engram.answer_text import attribute, is_no_answer, process_citations
+from engram.answer.citations import attribute, process_citations
+from engram.answer.grounding import is_no_answer
 from engram.cluster import Cluster
 from engram.prompt import (
     MESSAGE_SEPARATOR,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engram.config import READERS
 from engram.errors import EngramError
 
 EPILOG = "The store is --store, else $ENGRAM_STORE, else ./engram.db."
@@ -242,7 +243,16 @@ def _print_answer_sources(answer: Any) -> None:
     if answer.no_answer:
         if answer.ungrounded:
             print(f"(the model said {answer.raw!r}, which the recalled passages do not back)")
+        elif answer.raw and answer.evidence:
+            print(
+                f"(best guess {answer.raw!r} at confidence {answer.confidence:.2f}, "
+                "below the threshold)"
+            )
         return
+    for e in answer.evidence:
+        print(f"\nEvidence [{e.source.number}]: \"{_snippet(e.text, 200)}\"")
+    if answer.reader:
+        print(f"Confidence {answer.confidence:.2f} ({answer.reader} reader)")
     if answer.citations:
         note = " (attributed by overlap: the model did not cite)" if answer.attributed else ""
         print(f"\nSources{note}:")
@@ -277,6 +287,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             persona=persona,
             on_token=write if stream else None,
             prompt_only=args.show_prompt,
+            reader=args.reader,
         )
     if args.show_prompt:
         print(
@@ -333,6 +344,8 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
     from engram.evaluate.qa import evaluate_qa
 
     modes = ("memory", "closed-book") if args.mode == "both" else (args.mode,)
+    if args.mode == "all":
+        modes = ("memory", "closed-book", "no-gold")
     options: dict[str, Any] = {}
     if args.threads:
         options["threads"] = args.threads
@@ -344,17 +357,46 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
         store=args.keep_store,
         seed=args.seed,
         progress=progress,
+        reader=args.reader,
         **options,
     )
     if args.json:
         _print_json(results[0] if len(results) == 1 else results)
     else:
-        print(f"{'mode':12} {'R@1':>6} {'R@5':>6} {'EM':>6} {'F1':>6}  questions")
+        print(
+            f"{'mode':12} {'reader':9} {'R@1':>6} {'R@5':>6} {'EM':>6} {'F1':>6} "
+            f"{'abstain':>7} {'p50 s':>6} {'p95 s':>6}  questions"
+        )
         for r in results:
             print(
-                f"{r['mode']:12} {r['recall@1']:6.3f} {r['recall@5']:6.3f} "
-                f"{r['exact_match']:6.3f} {r['f1']:6.3f}  {r['questions']}"
+                f"{r['mode']:12} {r['reader'] or '-':9} {r['recall@1']:6.3f} "
+                f"{r['recall@5']:6.3f} {r['exact_match']:6.3f} {r['f1']:6.3f} "
+                f"{r['abstained']:7.3f} {r['seconds_p50']:6.2f} {r['seconds_p95']:6.2f}  "
+                f"{r['questions']}"
             )
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    from engram.evaluate.answers import evaluate_answers
+
+    with _memory(args) as mem:
+        if args.samples:
+            from engram.samples import load_samples
+
+            mem.add(load_samples())
+        report = evaluate_answers(mem, args.file, reader=args.reader)
+    if args.json:
+        _print_json(report)
+        return 0
+    for r in report["rows"]:
+        shown = r["answer"] if r["verdict"] != "abstained" else f"(abstained; guess {r['guess']!r})"
+        print(f"{r['verdict']:16} {r['confidence']:.2f}  {r['question']}\n{'':22}{shown}")
+    print(
+        f"\nright {report['right']}/{report['answerable']}, wrong {report['wrong']}, "
+        f"abstained {report['abstained']}; abstained where memory holds no answer "
+        f"{report['abstained_right']}/{report['unanswerable']}"
+    )
     return 0
 
 
@@ -451,9 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-tokens", type=int, help="answer length limit (default 128)")
     q.add_argument("--show-prompt", action="store_true", help="print the exact prompt, no answer")
     q.add_argument(
+        "--reader",
+        choices=READERS,
+        help="extract (a span of the evidence, scored by the model), generate (free text), "
+        "or auto: extract for small local models (default: auto)",
+    )
+    q.add_argument(
         "--json",
         action="store_true",
-        help="print {answer, citations: [{id, source, text}], clusters: [{label, ids}]}",
+        help="print {answer, no_answer, confidence, reader, evidence: [{text, number, source}], "
+        "citations: [{id, source, text}], clusters: [{label, ids}]}",
     )
     q.set_defaults(func=cmd_ask)
 
@@ -478,12 +527,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     qa = esub.add_parser("qa", help="SQuAD-format QA: passage recall@1/5, exact match, F1")
     qa.add_argument("file")
-    qa.add_argument("--mode", choices=["memory", "closed-book", "both"], default="memory")
+    qa.add_argument(
+        "--mode",
+        choices=["memory", "closed-book", "no-gold", "both", "all"],
+        default="memory",
+        help="memory, closed-book, no-gold (the gold passage kept out of recall: abstaining "
+        "is right), both (memory + closed-book) or all (default: memory)",
+    )
+    qa.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
     qa.add_argument("--limit", type=int, help="answer a seeded sample of N questions")
     qa.add_argument("--seed", type=int, default=0)
     qa.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
     qa.add_argument("--json", action="store_true")
     qa.set_defaults(func=cmd_eval_qa)
+
+    ans = esub.add_parser(
+        "answers",
+        help="ask the questions of a JSON-lines file (question, answers) and judge each answer "
+        "right, wrong or abstained (an empty answers list means abstaining is right)",
+    )
+    ans.add_argument("file")
+    ans.add_argument("--samples", action="store_true", help="add the sample corpus first")
+    ans.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
+    ans.add_argument("--json", action="store_true")
+    ans.set_defaults(func=cmd_eval_answers)
 
     from engram.agents.cli import add_chat_parser, add_locomo_parser
     from engram.experiment.cli import add_experiment_parser

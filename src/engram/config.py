@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+READERS = ("auto", "extract", "generate")
+
 
 @dataclass
 class Config:
@@ -29,11 +31,17 @@ class Config:
     # answers
     generator: str = "local"  # local | llamacpp | openai
     generator_options: dict[str, Any] = field(default_factory=dict)
+    reader: str = "auto"  # auto | extract | generate (auto: extract for small local models)
+    extract_sentences: int = 2  # evidence sentences the extract reader reads
+    extract_max_words: int = 4  # longest candidate answer span, in words
+    extract_min_confidence: float = 0.5  # below this the extract reader abstains
+    extract_sentence_answers: bool = True  # why/how questions: answer with the evidence sentence
     answer_k: int = 6  # hits recalled for an answer
     answer_budget: int = 1200  # prompt tokens, counted with the generator's tokenizer
     answer_max_tokens: int = 128
     answer_stop: list[str] | None = None  # None: a blank line for the small local model only
-    min_similarity: float = 0.3  # below this cosine to the question a hit is not evidence
+    min_similarity: float = 0.3  # below this cosine to the question a hit is not evidence...
+    min_term_coverage: float = 0.5  # ...unless it holds this share of the question's terms
     require_grounding: bool = True  # replace answers the passages do not back by "no answer"
     cluster_threshold: float = 0.7  # cosine distance at which clusters are cut
     # vector index

@@ -17,6 +17,7 @@ import numpy as np
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
 from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
+from engram.index.analyzer import analyze
 from engram.index.keyword import KeywordIndex
 from engram.index.local import EMPTY, open_retrieval
 from engram.index.vector import FlatVectorIndex
@@ -27,7 +28,7 @@ from engram.store.filters import parse_where
 from engram.types import DEFAULT_NAMESPACE, Chunk, Document, Hit
 
 if TYPE_CHECKING:
-    from engram.answer import Answer
+    from engram.answer import Answer, AnswerSettings
     from engram.generate.base import Generator
 
 log = logging.getLogger(__name__)
@@ -523,15 +524,60 @@ class Memory:
 
     # -- answers --------------------------------------------------------------------------
     def recall_evidence(self, question: str, k: int | None = None, **search: Any) -> list[Hit]:
-        """Hits for answering: searched, scored by cosine to the question (``scores
-        ["similarity"]``) and cut at ``config.min_similarity``."""
+        """Hits for answering, the question embedded once.
+
+        Each hit gets its cosine to the question (``scores["similarity"]``) and the share of
+        the question's terms it contains (``scores["coverage"]``); it is evidence when the
+        cosine reaches ``config.min_similarity`` or the coverage ``config.min_term_coverage``
+        (a long passage that holds the question's rare words can sit at a low cosine).
+        """
+        mode = search.get("mode") or self.config.mode
+        query_vector = self.embed_query(question)
+        if mode in ("hybrid", "vector"):
+            search["query_vector"] = query_vector
         hits = self.search(question, k=k or self.config.answer_k, with_vectors=True, **search)
-        if not hits:
-            return []
-        q = self.embed_query(question)
+        terms = set(analyze(question, self.config.language))
+        out = []
         for h in hits:
-            h.scores["similarity"] = float(np.dot(h.vector, q)) if h.vector is not None else 0.0
-        return [h for h in hits if h.scores["similarity"] >= self.config.min_similarity]
+            h.scores["similarity"] = (
+                float(np.dot(h.vector, query_vector)) if h.vector is not None else 0.0
+            )
+            found = terms & set(analyze(f"{h.title} {h.text}", self.config.language))
+            h.scores["coverage"] = len(found) / len(terms) if terms else 0.0
+            if (
+                h.scores["similarity"] >= self.config.min_similarity
+                or h.scores["coverage"] >= self.config.min_term_coverage
+            ):
+                out.append(h)
+        return out
+
+    def answer_settings(self, generator: Generator | None = None) -> AnswerSettings:
+        """The answer stage's settings, from this memory's config."""
+        from engram.answer import AnswerSettings, ReadSettings
+        from engram.answer.extract import ExtractSettings
+        from engram.prompt import NO_ANSWER
+
+        c = self.config
+        stop = c.answer_stop
+        if stop is None:
+            stop = getattr(generator or self.generator, "default_stop", None)
+        return AnswerSettings(
+            budget=c.answer_budget,
+            cluster_threshold=c.cluster_threshold,
+            reader=c.reader,
+            read=ReadSettings(
+                max_tokens=c.answer_max_tokens,
+                stop=stop or None,
+                require_grounding=c.require_grounding,
+                no_answer=NO_ANSWER,
+                extract=ExtractSettings(
+                    sentences=c.extract_sentences,
+                    max_words=c.extract_max_words,
+                    min_confidence=c.extract_min_confidence,
+                    sentence_answers=c.extract_sentence_answers,
+                ),
+            ),
+        )
 
     def answer(
         self,
@@ -543,34 +589,28 @@ class Memory:
         generator: Generator | None = None,
         on_token: Any = None,
         prompt_only: bool = False,
+        reader: str | None = None,
     ) -> Answer:
-        """Answer ``question`` from given ``hits`` (clusters, cited prompt, model)."""
+        """Answer ``question`` from given ``hits`` (clusters, cited prompt, reader, model).
+
+        ``reader`` overrides ``config.reader`` (``auto``, ``extract`` or ``generate``).
+        """
         from engram.answer import answer_from_hits
 
+        generator = generator or self.generator
+        settings = self.answer_settings(generator)
+        if reader:
+            settings.reader = reader
         return answer_from_hits(
             question,
             hits,
-            generator or self.generator,
-            budget=self.config.answer_budget,
-            max_tokens=self.config.answer_max_tokens,
+            generator,
+            settings,
             persona=persona,
             pinned=pinned,
-            cluster_threshold=self.config.cluster_threshold,
             on_token=on_token,
             prompt_only=prompt_only,
-            stop=self._answer_stop(generator or self.generator),
-            require_grounding=self.config.require_grounding,
         )
-
-    def _answer_stop(self, generator: Generator) -> list[str] | None:
-        if self.config.answer_stop is not None:
-            return self.config.answer_stop or None
-        from engram.generate.local import DEFAULT_MODEL_ID, LocalGenerator
-
-        # The bundled 135M model rambles after its first paragraph; larger models may not.
-        if isinstance(generator, LocalGenerator) and generator.model_id == DEFAULT_MODEL_ID:
-            return ["\n\n"]
-        return None
 
     def ask(
         self,
@@ -585,6 +625,7 @@ class Memory:
         generator: Generator | None = None,
         on_token: Any = None,
         prompt_only: bool = False,
+        reader: str | None = None,
     ) -> Answer:
         """Recall evidence for ``question`` and have the model answer with citations.
 
@@ -600,4 +641,5 @@ class Memory:
             generator=generator,
             on_token=on_token,
             prompt_only=prompt_only,
+            reader=reader,
         )

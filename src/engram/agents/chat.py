@@ -69,6 +69,7 @@ class Chat:
             pinned=self.agent.pinned(),
             generator=self.generator,
             on_token=on_token,
+            reader="generate",  # a conversation wants replies in the model's words
         )
         reply = self.last.answer.strip() or "…"
         self.agent.remember_session(

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engram.config import READERS
 from engram.errors import EngramError
 
 QUIT = ("/quit", "/exit")
@@ -90,7 +91,9 @@ def cmd_eval_locomo(args: argparse.Namespace) -> int:
         store=args.store,
         k=args.k,
         limit=args.limit,
+        seed=args.seed,
         answer=args.answer,
+        reader=args.reader,
         settings=Settings(retrieval=args.retrieval),
         progress=sys.stderr.isatty(),
         **_memory_options(args),
@@ -99,7 +102,8 @@ def cmd_eval_locomo(args: argparse.Namespace) -> int:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    metrics = [m for m in result if m.startswith("recall@")] + (["f1"] if args.answer else [])
+    metrics = [m for m in result if m.startswith("recall@")]
+    metrics += ["f1", "abstained"] if args.answer else []
     print(f"{'category':16} {'questions':>9} " + " ".join(f"{m:>9}" for m in metrics))
     for c, row in result["per_category"].items():
         name = f"{c} {CATEGORIES[int(c)]}"
@@ -119,8 +123,18 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="LoCoMo JSON (a list of conversations with qa)")
     p.add_argument("--k", type=int, default=10, help="turns given to the model (default 10)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N questions")
-    p.add_argument("--answer", action="store_true", help="also answer and report token F1")
+    p.add_argument(
+        "--limit", type=int, help="a seeded sample of N questions spread over the conversations"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
+    p.add_argument(
+        "--answers",
+        "--answer",
+        dest="answer",
+        action="store_true",
+        help="also answer from memory and report token F1 per category",
+    )
+    p.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
     p.add_argument(
         "--retrieval",
         choices=["views", "plain"],

@@ -13,7 +13,7 @@ import numpy as np
 from engram.agents.forgetting import NOT_PINNED
 from engram.agents.records import chunk_vectors, iter_documents
 from engram.agents.scoring import hit_importance
-from engram.answer_text import is_no_answer
+from engram.answer.grounding import is_no_answer
 from engram.cluster import cluster_hits
 from engram.generate.base import Generator
 from engram.memory import Memory

@@ -20,6 +20,7 @@ baseline: hybrid search over the turns alone.
 from __future__ import annotations
 
 import json
+import random
 import re
 import string
 import sys
@@ -334,13 +335,38 @@ def _turn_hits(memory: Memory, namespace: str, ranked: list[tuple[str, float]]) 
     return hits
 
 
+def spread_sample(
+    todo: list[tuple[Conversation, Question]], limit: int, seed: int = 0
+) -> list[tuple[Conversation, Question]]:
+    """A seeded sample of ``limit`` questions spread evenly over the conversations.
+
+    Each conversation's questions are shuffled with ``seed`` and taken in turn, one per
+    conversation per round; the sample keeps the file's order.
+    """
+    if limit >= len(todo):
+        return todo
+    rng = random.Random(seed)
+    by_conv: dict[str, list[int]] = {}
+    for i, (conv, _) in enumerate(todo):
+        by_conv.setdefault(conv.sample_id, []).append(i)
+    queues = [rng.sample(ids, len(ids)) for ids in by_conv.values()]
+    picked: list[int] = []
+    while len(picked) < limit:
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop())
+    return [todo[i] for i in sorted(picked)]
+
+
 def evaluate_locomo(
     path: str | Path,
     *,
     store: str | Path | None = None,
     k: int = 10,
     limit: int | None = None,
+    seed: int = 0,
     answer: bool = False,
+    reader: str | None = None,
     settings: Settings = Settings(),
     memory: Memory | None = None,
     progress: bool = False,
@@ -349,9 +375,11 @@ def evaluate_locomo(
     """Evidence recall@5/@10 (and @k) over categories 1-4, overall and per category.
 
     Conversations are stored in ``store`` (kept; re-running re-embeds nothing) or a temporary
-    store, or in ``memory`` when given. ``limit`` keeps the first N questions. With
-    ``answer``, the model answers each question from its top ``k`` turns and token F1 is
-    reported. Questions without evidence ids are skipped (counted in ``skipped``).
+    store, or in ``memory`` when given. ``limit`` keeps a seeded sample of N questions spread
+    over the conversations (``spread_sample``). With ``answer``, the model answers each question
+    from its top ``k`` turns (through ``reader``, default the config's) and token F1 (the LoCoMo
+    paper's metric; an abstention scores 0) and the share of abstentions are reported.
+    Questions without evidence ids are skipped (counted in ``skipped``).
     """
     convs = load_locomo(path)
     todo: list[tuple[Conversation, Question]] = []
@@ -364,7 +392,7 @@ def evaluate_locomo(
                 else:
                     skipped += 1
     if limit is not None:
-        todo = todo[:limit]
+        todo = spread_sample(todo, limit, seed)
     ks = sorted({5, 10, k})
     with tempfile.TemporaryDirectory() as tmp:
         mem = memory or Memory(store or Path(tmp) / "locomo.db", **memory_options)
@@ -383,15 +411,17 @@ def evaluate_locomo(
                     row[f"recall@{n}"] = len(set(found[:n]) & set(q.evidence)) / len(q.evidence)
                 if answer:
                     hits = _turn_hits(mem, conv.namespace, ranked[:k])
-                    reply = _CITATION.sub(" ", mem.answer(q.question, hits).answer)
-                    row["f1"] = token_f1(reply, q.answer)
+                    reply = mem.answer(q.question, hits, reader=reader)
+                    text = "" if reply.no_answer else _CITATION.sub(" ", reply.answer)
+                    row["f1"] = token_f1(text, q.answer)
+                    row["abstained"] = float(reply.no_answer)
                 rows.append(row)
                 if progress and i % 50 == 0:
                     print(f"{i}/{len(todo)} questions", file=sys.stderr)
         finally:
             if memory is None:
                 mem.close()
-    metrics = [f"recall@{n}" for n in ks] + (["f1"] if answer else [])
+    metrics = [f"recall@{n}" for n in ks] + (["f1", "abstained"] if answer else [])
 
     def mean(part: list[dict[str, Any]], key: str) -> float:
         return round(sum(r[key] for r in part) / len(part), 4) if part else 0.0

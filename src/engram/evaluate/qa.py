@@ -102,6 +102,64 @@ def closed_book(
     )
 
 
+QA_MODES = ("memory", "closed-book", "no-gold")
+
+
+def _predict(mem: Any, mode: str, q: dict[str, Any], reader: str | None) -> Any:
+    """The answer to one question in ``mode`` (an ``Answer``, or a string for closed-book)."""
+    if mode == "closed-book":
+        return closed_book(
+            mem.generator,
+            q["question"],
+            max_tokens=mem.config.answer_max_tokens,
+            stop=mem.config.answer_stop,
+        )
+    # no-gold: the question's own passage is kept out of recall, so memory holds no answer
+    # (unless another passage repeats it): the right response is to abstain.
+    where = {"doc_id": {"$ne": q["passage"]}} if mode == "no-gold" else None
+    hits = mem.recall_evidence(q["question"], where=where)
+    return mem.answer(q["question"], hits, persona=SHORT_ANSWER, reader=reader)
+
+
+def _score_mode(
+    mem: Any,
+    mode: str,
+    questions: list[dict[str, Any]],
+    reader: str | None,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    em = f1 = abstained = 0.0
+    seconds: list[float] = []
+    used = ""
+    for i, q in enumerate(questions):
+        started = time.perf_counter()
+        result = _predict(mem, mode, q, reader)
+        seconds.append(time.perf_counter() - started)
+        if isinstance(result, str):
+            prediction = result
+        else:
+            used = result.reader or used
+            abstained += result.no_answer
+            prediction = "" if result.no_answer else result.answer
+        prediction = strip_citations(prediction)
+        em += exact_match(prediction, q["answers"])
+        f1 += token_f1(prediction, q["answers"])
+        if progress:
+            progress(f"{mode} {i + 1}/{len(questions)}")
+    n = max(1, len(questions))
+    ordered = sorted(seconds) or [0.0]
+    return {
+        "mode": mode,
+        "reader": used or None,
+        "exact_match": round(em / n, 4),
+        "f1": round(f1 / n, 4),
+        "abstained": round(abstained / n, 4),
+        "seconds_per_question": round(sum(seconds) / n, 2),
+        "seconds_p50": round(ordered[len(ordered) // 2], 2),
+        "seconds_p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+    }
+
+
 def evaluate_qa(
     path: str | Path,
     modes: tuple[str, ...] = ("memory",),
@@ -109,15 +167,21 @@ def evaluate_qa(
     store: str | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    reader: str | None = None,
     **memory_options: Any,
 ) -> list[dict[str, Any]]:
     """Index the passages, answer each (sampled) question per mode, and score.
 
-    Modes: ``memory`` (recall + cited prompt + model) and ``closed-book`` (the same model with
-    no memory). Passage recall@1/@5 measures retrieval; exact match and token F1 the answers.
+    Modes: ``memory`` (recall + cited prompt + reader), ``closed-book`` (the same model with no
+    memory) and ``no-gold`` (memory with each question's own passage kept out of recall: the
+    share that abstains is the figure to read). Passage recall@1/@5 measures retrieval; exact
+    match and token F1 the answers (an abstention scores 0). ``reader`` overrides the config's.
     """
     from engram.memory import Memory
 
+    unknown = set(modes) - set(QA_MODES)
+    if unknown:
+        raise EngramError(f"unknown qa mode {sorted(unknown)[0]!r}: use {', '.join(QA_MODES)}")
     docs, questions = load_squad(path)
     questions = sample(questions, limit, seed)
     # SQuAD answers are short spans: cap the answer length and stop at the first line break.
@@ -136,35 +200,14 @@ def evaluate_qa(
             r5 += q["passage"] in ranked[:5]
         n = max(1, len(questions))
         for mode in modes:
-            em = f1 = 0.0
-            started = time.perf_counter()
-            for i, q in enumerate(questions):
-                if mode == "memory":
-                    hits = mem.recall_evidence(q["question"])
-                    prediction = mem.answer(q["question"], hits, persona=SHORT_ANSWER).answer
-                elif mode == "closed-book":
-                    prediction = closed_book(
-                        mem.generator,
-                        q["question"],
-                        max_tokens=mem.config.answer_max_tokens,
-                        stop=mem.config.answer_stop,
-                    )
-                else:
-                    raise EngramError(f"unknown qa mode {mode!r}: memory or closed-book")
-                prediction = strip_citations(prediction)
-                em += exact_match(prediction, q["answers"])
-                f1 += token_f1(prediction, q["answers"])
-                if progress:
-                    progress(f"{mode} {i + 1}/{len(questions)}")
+            row = _score_mode(mem, mode, questions, reader, progress)
             results.append(
                 {
                     "mode": mode,
                     "questions": len(questions),
                     "recall@1": round(r1 / n, 4),
                     "recall@5": round(r5 / n, 4),
-                    "exact_match": round(em / n, 4),
-                    "f1": round(f1 / n, 4),
-                    "seconds_per_question": round((time.perf_counter() - started) / n, 2),
+                    **row,
                     "generator": mem.generator.model_id,
                 }
             )

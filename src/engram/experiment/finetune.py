@@ -43,6 +43,7 @@ from engram.evaluate.qa import (
     strip_citations,
     token_f1,
 )
+from engram.evaluate.stats import bootstrap_ci, overlap
 from engram.types import Document
 
 VARIANTS = ("passages", "qa")
@@ -585,10 +586,6 @@ def run_experiment(
         finally:
             mem.close()
 
-    for row in report_rows:
-        name = row["model"]
-        if name in likelihood["heldout_answer_nll"] and not row["memory"]:
-            row["answer_nll"] = likelihood["heldout_answer_nll"][name]
     import peft
     import transformers
 
@@ -623,6 +620,7 @@ def run_experiment(
         },
         "training": {v: t.stats for v, t in trained.items()},
         "results": report_rows,
+        "comparison": compare(report_rows),
         "forgetting": forgetting,
         "likelihood": likelihood,
         "timings": {**timings, "total_seconds": round(time.perf_counter() - started, 1)},
@@ -639,6 +637,42 @@ def _closed_book(gen: Any, question: str, cfg: ExperimentConfig) -> str:
     return closed_book(gen, question, system=cfg.system, max_tokens=cfg.max_tokens, stop=["\n"])
 
 
+def gold_nll(gen: Any, messages: list[dict[str, str]], golds: list[str]) -> float:
+    """Nats per token of the first gold answer as the model's whole reply to ``messages``
+    (its end-of-turn included): a measure of what the model knows that ignores answer format."""
+    scored = gen.reply_logprobs(messages, [golds[0]])[0]
+    logprobs = [*scored.tokens, scored.ends[-1] if scored.ends else 0.0]
+    return -sum(logprobs) / len(logprobs)
+
+
+def _closed_book_messages(question: str, cfg: ExperimentConfig) -> list[dict[str, str]]:
+    return [{"role": "system", "content": cfg.system}, {"role": "user", "content": question}]
+
+
+@dataclass
+class _Condition:
+    """What one model x memory condition produced over the held-out questions."""
+
+    timer: _Timer = field(default_factory=lambda: _Timer())
+    answers: list[str] = field(default_factory=list)
+    nll: list[float] = field(default_factory=list)
+    no_answer: int = 0
+
+
+def _answer_one(
+    mem: Any, gen: Any, q: dict[str, Any], hits: list[Any], memory: bool, cfg: ExperimentConfig
+) -> tuple[str, str, list[dict[str, str]], bool]:
+    """``(raw, answer, prompt messages, abstained)`` of one model for one question."""
+    if not memory:
+        text = _closed_book(gen, q["question"], cfg)
+        return text, text, _closed_book_messages(q["question"], cfg), False
+    answer = mem.answer(q["question"], hits, persona=cfg.system, generator=gen)
+    messages = (
+        answer.prompt.messages if answer.prompt else _closed_book_messages(q["question"], cfg)
+    )
+    return answer.raw, answer.answer, messages, answer.no_answer
+
+
 def _answer_all(
     mem: Any,
     models: dict[str, Any],
@@ -647,11 +681,10 @@ def _answer_all(
     log: Log,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every held-out question, every model, closed-book and with memory, interleaved per
-    question so that machine load falls on every condition alike."""
+    question so that machine load falls on every condition alike. Each condition also gets the
+    likelihood of the gold answer under the prompt it answered from."""
     conditions = [(name, memory) for memory in (False, True) for name in models]
-    timers = {c: _Timer() for c in conditions}
-    answers: dict[tuple[str, bool], list[str]] = {c: [] for c in conditions}
-    no_answer = {c: 0 for c in conditions}
+    state = {c: _Condition() for c in conditions}
     recalled = 0
     predictions: list[dict[str, Any]] = []
     for i, q in enumerate(selection.heldout):
@@ -661,43 +694,62 @@ def _answer_all(
         recalled += any(h.doc_id == q["passage"] for h in hits)
         row: dict[str, Any] = {"id": q["id"], "question": q["question"], "gold": q["answers"]}
         for name, memory in conditions:
-            gen = models[name]
+            gen, st = models[name], state[(name, memory)]
             t0 = time.perf_counter()
-            if memory:
-                answer = mem.answer(q["question"], hits, persona=cfg.system, generator=gen)
-                raw, text = answer.raw, answer.answer
-                no_answer[(name, memory)] += answer.no_answer
-                spent = time.perf_counter() - t0 + recall_seconds
-            else:
-                raw = text = _closed_book(gen, q["question"], cfg)
-                spent = time.perf_counter() - t0
-            timer = timers[(name, memory)]
-            timer.seconds += spent
-            timer.tokens += gen.count_tokens(raw) if raw else 0
-            timer.calls += 1
-            text = strip_citations(text)
-            answers[(name, memory)].append(text)
-            row[f"{name}/{'memory' if memory else 'closed-book'}"] = text
+            raw, text, messages, abstained = _answer_one(mem, gen, q, hits, memory, cfg)
+            st.timer.seconds += time.perf_counter() - t0 + (recall_seconds if memory else 0.0)
+            st.timer.tokens += gen.count_tokens(raw) if raw else 0
+            st.timer.calls += 1
+            st.no_answer += abstained
+            st.answers.append(strip_citations("" if abstained else text))
+            st.nll.append(gold_nll(gen, messages, q["answers"]))
+            row[f"{name}/{'memory' if memory else 'closed-book'}"] = st.answers[-1]
         predictions.append(row)
         log(f"answered {i + 1}/{len(selection.heldout)}")
+    rows = [
+        _condition_row(name, memory, state[(name, memory)], selection, recalled)
+        for name, memory in conditions
+    ]
+    return rows, predictions
+
+
+def _condition_row(
+    name: str, memory: bool, st: _Condition, selection: Selection, recalled: int
+) -> dict[str, Any]:
     n = max(1, len(selection.heldout))
-    rows = []
-    for name, memory in conditions:
-        timer = timers[(name, memory)]
-        rows.append(
+    f1s = [token_f1(a, q["answers"]) for a, q in zip(st.answers, selection.heldout, strict=True)]
+    return {
+        "condition": f"{name}, {'memory' if memory else 'closed-book'}",
+        "model": name,
+        "memory": memory,
+        "questions": len(selection.heldout),
+        **_score(st.answers, selection.heldout),
+        "f1_ci95": list(bootstrap_ci(f1s)),
+        "gold_answer_nll": round(sum(st.nll) / max(1, len(st.nll)), 4),
+        "gold_answer_nll_ci95": list(bootstrap_ci(st.nll)),
+        "no_answer": round(st.no_answer / n, 4),
+        "gold_passage_recalled": round(recalled / n, 4) if memory else None,
+        "seconds_per_answer": round(st.timer.seconds / max(1, st.timer.calls), 2),
+        "tokens_per_answer": round(st.timer.tokens / max(1, st.timer.calls), 1),
+    }
+
+
+def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claim under test: the unchanged base model with memory against every fine-tuned
+    model answering closed-book (F1 ratio, and whether the 95% intervals overlap)."""
+    base = next(r for r in rows if r["model"] == "base" and r["memory"])
+    out = []
+    for r in rows:
+        if r["memory"] or r["model"] == "base":
+            continue
+        out.append(
             {
-                "condition": f"{name}, {'memory' if memory else 'closed-book'}",
-                "model": name,
-                "memory": memory,
-                "questions": len(selection.heldout),
-                **_score(answers[(name, memory)], selection.heldout),
-                "no_answer": round(no_answer[(name, memory)] / n, 4),
-                "gold_passage_recalled": round(recalled / n, 4) if memory else None,
-                "seconds_per_answer": round(timer.seconds / max(1, timer.calls), 2),
-                "tokens_per_answer": round(timer.tokens / max(1, timer.calls), 1),
+                "against": r["condition"],
+                "f1_ratio": round(base["f1"] / r["f1"], 2) if r["f1"] else None,
+                "intervals_overlap": overlap(base["f1_ci95"], r["f1_ci95"]),
             }
         )
-    return rows, predictions
+    return {"memory": base["condition"], "f1": base["f1"], "against": out}
 
 
 def _forgetting(

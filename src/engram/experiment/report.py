@@ -11,6 +11,16 @@ def _nll(report: dict[str, Any], key: str, model: str) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def comparison_text(comparison: dict[str, Any]) -> str:
+    """One line per fine-tuned model: how many times the base model with memory beats it."""
+    parts = []
+    for c in comparison["against"]:
+        ratio = "inf" if c["f1_ratio"] is None else f"{c['f1_ratio']:.1f}x"
+        overlap = "overlap" if c["intervals_overlap"] else "do not overlap"
+        parts.append(f"{ratio} the F1 of {c['against']} (95% intervals {overlap})")
+    return f"{comparison['memory']} reaches F1 {comparison['f1']:.3f}: " + "; ".join(parts)
+
+
 def format_text(report: dict[str, Any]) -> str:
     """A plain-text summary for the terminal."""
     data, lines = report["data"], []
@@ -29,17 +39,18 @@ def format_text(report: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append(
-        f"{'condition':28} {'EM':>6} {'F1':>6} {'has':>6} {'no-ans':>6} {'ans NLL':>8} "
-        f"{'s/answer':>9} {'tokens':>7}"
+        f"{'condition':28} {'EM':>6} {'F1':>6} {'F1 95% CI':>15} {'has':>6} {'no-ans':>6} "
+        f"{'gold NLL':>8} {'s/answer':>9} {'tokens':>7}"
     )
     for row in report["results"]:
-        nll = row.get("answer_nll")
+        lo, hi = row["f1_ci95"]
         lines.append(
             f"{row['condition']:28} {row['exact_match']:6.3f} {row['f1']:6.3f} "
-            f"{row['contains_answer']:6.3f} {row['no_answer']:6.3f} "
-            f"{('-' if nll is None else f'{nll:.3f}'):>8} "
+            f"{f'[{lo:.3f}, {hi:.3f}]':>15} {row['contains_answer']:6.3f} "
+            f"{row['no_answer']:6.3f} {row['gold_answer_nll']:8.3f} "
             f"{row['seconds_per_answer']:9.2f} {row['tokens_per_answer']:7.1f}"
         )
+    lines += ["", comparison_text(report["comparison"])]
     forgetting = report["forgetting"]
     if forgetting["questions"]:
         lines.append("")
@@ -65,19 +76,21 @@ def format_text(report: dict[str, Any]) -> str:
 def format_markdown(report: dict[str, Any]) -> str:
     """The four-way table, the forgetting table and the training table in Markdown."""
     out = [
-        "| model | memory | exact match | token F1 | contains answer | no answer "
-        "| held-out answer NLL | seconds / answer | tokens / answer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | memory | exact match | token F1 | F1 95% CI | contains answer | no answer "
+        "| gold-answer NLL (95% CI) | seconds / answer | tokens / answer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["results"]:
-        nll = row.get("answer_nll")
+        lo, hi = row["f1_ci95"]
+        nlo, nhi = row["gold_answer_nll_ci95"]
         out.append(
             f"| {row['model']} | {'yes' if row['memory'] else 'no (closed-book)'} "
-            f"| {row['exact_match']:.3f} | {row['f1']:.3f} | {row['contains_answer']:.3f} "
-            f"| {row['no_answer']:.2f} | {'-' if nll is None else f'{nll:.3f}'} "
-            f"| {row['seconds_per_answer']:.2f} "
-            f"| {row['tokens_per_answer']:.1f} |"
+            f"| {row['exact_match']:.3f} | {row['f1']:.3f} | [{lo:.3f}, {hi:.3f}] "
+            f"| {row['contains_answer']:.3f} | {row['no_answer']:.2f} "
+            f"| {row['gold_answer_nll']:.3f} ({nlo:.3f}-{nhi:.3f}) "
+            f"| {row['seconds_per_answer']:.2f} | {row['tokens_per_answer']:.1f} |"
         )
+    out += ["", comparison_text(report["comparison"])]
     forgetting = report["forgetting"]
     if forgetting["questions"]:
         out += [

@@ -41,6 +41,31 @@ CACHE_FORMAT = 1
 
 
 @dataclass
+class ReplyLogprobs:
+    """A reply scored token by token (see :meth:`LocalGenerator.reply_logprobs`).
+
+    ``offsets[k]`` is where token ``k`` ends in the reply's text, ``tokens[k]`` its
+    log-probability, ``ends[k]`` the log-probability that the reply ends right after it.
+    """
+
+    offsets: list[int]
+    tokens: list[float]
+    ends: list[float]
+
+    def prefix(self, end: int) -> tuple[float, float, int] | None:
+        """``(log-probability of the text up to char `end`, of ending there, tokens)``.
+
+        ``None`` when no token ends exactly at ``end``.
+        """
+        for k, offset in enumerate(self.offsets):
+            if offset == end:
+                return sum(self.tokens[: k + 1]), self.ends[k], k + 1
+            if offset > end:
+                return None
+        return None
+
+
+@dataclass
 class _LoadedModel:
     tokenizer: Any
     model: Any
@@ -413,6 +438,16 @@ class LocalGenerator(BaseGenerator):
             return DEFAULT_CONTEXT_WINDOW
         return self._model().context_window
 
+    @property
+    def default_stop(self) -> list[str] | None:
+        """Where answers stop unless configured: the bundled 135M model rambles after its first
+        paragraph, so it stops at a blank line; other models stop by themselves."""
+        return ["\n\n"] if self.model_id == DEFAULT_MODEL_ID else None
+
+    def parameter_count(self) -> int:
+        """The model's number of parameters (loads it)."""
+        return sum(p.numel() for p in self.model.parameters())
+
     # -- generation ------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
@@ -455,6 +490,90 @@ class LocalGenerator(BaseGenerator):
             )
         budget = min(max_tokens, window - n_prompt)
         return self._generate(loaded, input_ids, budget, float(temperature), stops)
+
+    def reply_logprobs(
+        self, messages: list[Message], replies: list[str], *, batch: int = 32
+    ) -> list[ReplyLogprobs]:
+        """Log-probabilities of each of ``replies`` as the start of the model's reply.
+
+        For every token of a reply: its log-probability, where it ends in the reply's text,
+        and the log-probability that the reply ends right after it (the end-of-turn token).
+        So one pass over a reply scores every prefix of it as a whole reply. The prompt is
+        encoded once and its key/value cache shared by all replies, which run in batches.
+        """
+        import torch
+
+        messages = validate_messages(messages)
+        loaded = self._model()
+        prompt_ids = self._encode(loaded, messages).to(self.device)
+        end_id = self._end_of_turn(loaded, messages)
+        tokenizer = loaded.tokenizer
+        encoded = [
+            tokenizer(r, add_special_tokens=False, return_offsets_mapping=True) for r in replies
+        ]
+        self._apply_threads()
+        out: list[ReplyLogprobs] = []
+        with loaded.lock, torch.inference_mode():
+            first = loaded.model(input_ids=prompt_ids, use_cache=True)
+            head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+            todo = [(i, e) for i, e in enumerate(encoded) if e["input_ids"]]
+            scored: dict[int, ReplyLogprobs] = {}
+            for start in range(0, len(todo), batch):
+                part = todo[start : start + batch]
+                rows = self._score_batch(
+                    loaded, first.past_key_values, head, [e["input_ids"] for _, e in part], end_id
+                )
+                for (i, e), (tokens, ends) in zip(part, rows, strict=True):
+                    offsets = [int(end) for _, end in e["offset_mapping"]]
+                    scored[i] = ReplyLogprobs(offsets, tokens, ends)
+        for i in range(len(replies)):
+            out.append(scored.get(i, ReplyLogprobs([], [], [float(head[end_id])])))
+        return out
+
+    def _score_batch(
+        self, loaded: _LoadedModel, prefix: Any, head: Any, seqs: list[list[int]], end_id: int
+    ) -> list[tuple[list[float], list[float]]]:
+        import copy
+
+        import torch
+
+        n_prompt = prefix.get_seq_length()
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [end_id] * (width - len(s)) for s in seqs], device=self.device)
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(len(seqs))
+        positions = torch.arange(n_prompt, n_prompt + width, device=self.device)
+        logits = loaded.model(
+            input_ids=ids,
+            past_key_values=cache,
+            position_ids=positions.expand(len(seqs), width),
+            attention_mask=torch.ones(len(seqs), n_prompt + width, device=self.device),
+            use_cache=True,
+        ).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        rows = []
+        for b, seq in enumerate(seqs):
+            n = len(seq)
+            follow = logp[b, torch.arange(n - 1), torch.tensor(seq[1:], dtype=torch.long)].tolist()
+            ends = logp[b, :n, end_id].tolist()
+            rows.append(([float(head[seq[0]]), *follow], ends))
+        return rows
+
+    def _end_of_turn(self, loaded: _LoadedModel, messages: list[Message]) -> int:
+        """The token the chat template puts right after an assistant reply."""
+        tokenizer = loaded.tokenizer
+        probe = "x"
+        full = tokenizer.apply_chat_template(
+            [*messages, {"role": "assistant", "content": probe}], tokenize=True
+        )
+        if isinstance(full, dict):
+            full = full["input_ids"]
+        head = self._encode(loaded, messages)[0].tolist()
+        tail = list(full[len(head) :])
+        body = tokenizer.encode(probe, add_special_tokens=False)
+        if tail[: len(body)] == body and len(tail) > len(body):
+            return int(tail[len(body)])
+        return min(loaded.eos_ids) if loaded.eos_ids else int(tokenizer.eos_token_id)
 
     def _pick(self, logits: Any, temperature: float) -> int:
         import torch

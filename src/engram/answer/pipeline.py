@@ -1,0 +1,65 @@
+"""The answer stage: relevant hits -> clusters -> cited prompt -> reader -> Answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engram.answer.readers import Reader, ReadSettings, choose_reader
+from engram.answer.result import Answer
+from engram.cluster import cluster_hits
+from engram.generate.base import Generator
+from engram.prompt import build_prompt
+from engram.types import Hit
+
+
+@dataclass
+class AnswerSettings:
+    """How to answer; built from ``Config`` by ``Memory`` (no defaults of its own)."""
+
+    budget: int
+    cluster_threshold: float
+    reader: str
+    read: ReadSettings
+
+
+def answer_from_hits(
+    question: str,
+    hits: list[Hit],
+    generator: Generator,
+    settings: AnswerSettings,
+    *,
+    persona: str | None = None,
+    pinned: list[str] | None = None,
+    on_token: Callable[[str], None] | None = None,
+    prompt_only: bool = False,
+    reader: Reader | None = None,
+) -> Answer:
+    """Cluster ``hits``, build the cited prompt within the budget and let the reader answer.
+
+    With no hits and nothing pinned, no model is called: memory holds no answer. The reader
+    (``settings.reader`` unless one is given) decides how the model is used; see ``readers.py``.
+    """
+    no_answer = settings.read.no_answer
+    if not hits and not pinned:
+        if on_token and not prompt_only:
+            on_token(no_answer)
+        return Answer(question, no_answer, no_answer=True, raw=no_answer)
+    reader = reader or choose_reader(settings.reader, generator, persona=bool(persona or pinned))
+    clusters = cluster_hits(hits, threshold=settings.cluster_threshold) if hits else []
+    room = max(256, generator.context_window - settings.read.max_tokens - 64)
+    prompt = build_prompt(
+        question,
+        clusters,
+        count_tokens=generator.count_tokens,
+        budget=min(settings.budget, room),
+        persona=persona,
+        pinned=pinned,
+        no_answer=no_answer,
+    )
+    if prompt_only:
+        shown = reader.show(question, prompt, settings.read)
+        return Answer(question, "", clusters=clusters, prompt=shown, reader=reader.name)
+    answer = reader.read(question, prompt, generator, settings.read, on_token)
+    answer.clusters = clusters
+    return answer

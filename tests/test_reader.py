@@ -1,0 +1,154 @@
+"""The answer readers: evidence sentences, candidate spans, extract and generate, end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from engram.answer.evidence import rank_sentences, split_sentences
+from engram.answer.readers import ExtractReader, GenerateReader, choose_reader
+from engram.answer.spans import answer_type, candidate_spans
+from engram.cli import main
+from engram.errors import EngramError
+from engram.generate import OpenAIGenerator
+from engram.index.analyzer import STOPWORDS, analyze
+from engram.memory import Memory
+from engram.prompt import NO_ANSWER
+from engram.samples import sample_questions
+
+WRAPPED = """# Travel policy
+
+The nightly hotel cap is €160 in most cities. In London, Paris and Zurich the cap is
+€240 per night. Book standard rooms only, e.g. a double room.
+
+- Meals: €55 per full travel day.
+- Cars: €0.30 per kilometre.
+"""
+
+
+def test_sentences_join_wrapped_lines_and_drop_headings():
+    assert split_sentences(WRAPPED) == [
+        "The nightly hotel cap is €160 in most cities.",
+        "In London, Paris and Zurich the cap is €240 per night.",
+        "Book standard rooms only, e.g. a double room.",
+        "Meals: €55 per full travel day.",
+        "Cars: €0.30 per kilometre.",
+    ]
+
+
+def test_sentences_rank_by_rare_question_terms():
+    ranked = rank_sentences("What does a car journey pay per kilometre?", [(1, WRAPPED)])
+    assert ranked[0].text == "Cars: €0.30 per kilometre."
+    assert ranked[0].source == 1 and ranked[0].matched == 3  # car, per, kilometre
+    assert ranked[-1].score == 0 and ranked[-1].matched == 0
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many items may a member borrow?", "number"),
+        ("Within how many days must a claim be filed?", "number"),
+        ("In which year was the tower automated?", "time"),
+        ("When did the keeper retire?", "time"),
+        ("Who ran the station from 1902?", "name"),
+        ("What colour is the kettle?", "any"),
+        ("Why did the keeper leave the station?", "explanation"),
+        ("How does the escalation work?", "explanation"),
+    ],
+)
+def test_answer_type(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_candidate_spans_are_verbatim_and_add_to_the_question():
+    question = "What is the nightly hotel cap in London?"
+    sentence = rank_sentences(question, [(1, WRAPPED)])[1]
+    spans = candidate_spans(question, sentence, max_words=4)
+    texts = [c.text for c in spans]
+    assert "€240" in texts and "€240 per night" in texts
+    asked = set(analyze(question))
+    for c in spans:
+        assert sentence.text[c.start : c.end] == c.text
+        assert 1 <= c.words <= 4
+        words = c.text.split()
+        assert words[0].lower() not in STOPWORDS and words[-1].lower() not in STOPWORDS
+        assert set(analyze(c.text)) - asked, f"{c.text!r} only repeats the question"
+    assert "London" not in texts  # only question words
+    assert all(c.type_match for c in spans)  # "what" asks for anything
+    typed = candidate_spans("How much is the London cap?", sentence, max_words=4)
+    assert next(c for c in typed if c.text == "€240").type_match
+    assert not next(c for c in typed if c.text == "Paris").type_match
+
+
+def test_auto_reader_extracts_for_the_local_model_and_generates_for_endpoints(generator):
+    assert isinstance(choose_reader("auto", generator), ExtractReader)
+    remote = OpenAIGenerator(base_url="http://127.0.0.1:9/v1", model="m", api_key="k")
+    assert isinstance(choose_reader("auto", remote), GenerateReader)
+    assert isinstance(choose_reader("auto", generator, persona=True), GenerateReader)
+    assert isinstance(choose_reader("generate", generator), GenerateReader)
+    with pytest.raises(EngramError, match="unknown reader"):
+        choose_reader("summarise", generator)
+
+
+@pytest.fixture
+def samples(tmp_path, sample_store, embedder, generator):
+    shutil.copy(sample_store, tmp_path / "s.db")
+    mem = Memory(tmp_path / "s.db", embedder=embedder, generator=generator)
+    yield mem
+    mem.close()
+
+
+DEMO_ANSWERS = {  # the demo's questions (src/engram/samples/questions.txt) and their answers
+    "What is the nightly hotel cap in London under the Larkspur Analytics travel policy?": "€240",
+    "How long should a minor burn be cooled under running water?": "20 minutes",
+    "In which year was the Harrow Point lighthouse automated?": "1974",
+}
+
+
+@pytest.mark.slow
+def test_demo_questions_are_answered_right_and_the_last_abstains(samples):
+    questions = sample_questions()
+    assert set(DEMO_ANSWERS) == set(questions[:3])
+    for question, expected in DEMO_ANSWERS.items():
+        answer = samples.ask(question)
+        assert answer.reader == "extract" and not answer.no_answer, question
+        assert re.search(rf"(?<!\w){re.escape(expected)}(?!\w)", answer.answer), answer.answer
+        # grounded by construction: the answer is in its evidence, which is in its source
+        (evidence,) = answer.evidence
+        assert answer.answer in evidence.text
+        assert evidence.source in answer.citations
+        assert " ".join(evidence.text.split()) in " ".join(evidence.source.hit.text.split())
+        assert 0 < answer.confidence <= 1
+    unanswerable = samples.ask(questions[-1])
+    assert unanswerable.no_answer and unanswerable.answer == NO_ANSWER
+
+
+@pytest.mark.slow
+def test_extract_answers_are_always_spans_of_the_passages(samples):
+    """Whatever the question, an extract answer is verbatim text of a recalled passage."""
+    for question in sample_questions()[3:-1] + ["Which cities have a higher hotel cap?"]:
+        answer = samples.ask(question, reader="extract")
+        assert answer.reader == "extract"
+        if not answer.no_answer:
+            texts = [" ".join(s.hit.text.split()) for s in answer.sources]
+            assert any(answer.answer in t for t in texts), answer.answer
+
+
+@pytest.mark.slow
+def test_ask_json_carries_evidence_and_confidence(tmp_path, sample_store, capsys, monkeypatch):
+    shutil.copy(sample_store, tmp_path / "c.db")
+    monkeypatch.setenv("ENGRAM_STORE", str(tmp_path / "c.db"))
+    assert main(["ask", "--json", "In which year was the Harrow Point lighthouse automated?"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"answer", "citations", "clusters", "evidence", "confidence", "reader"} <= data.keys()
+    assert data["reader"] == "extract" and "1974" in data["answer"]
+    assert data["evidence"][0]["number"] == data["citations"][0]["number"]
+    assert "1974" in data["evidence"][0]["text"]
+    assert main(["ask", "--show-prompt", "In which year was the lighthouse automated?"]) == 0
+    shown = capsys.readouterr().out
+    assert "Passage:" in shown and "automated in 1974" in shown
+    assert main(["ask", "--reader", "generate", "--show-prompt", "When was it automated?"]) == 0
+    assert "<<<MEMORY [1]" in capsys.readouterr().out
