@@ -93,6 +93,47 @@ def test_auto_reader_extracts_for_the_local_model_and_generates_for_endpoints(ge
         choose_reader("summarise", generator)
 
 
+class CountingEmbedder:
+    """The real embedder, counting how many texts it embeds."""
+
+    def __init__(self, inner):
+        self.inner, self.texts = inner, 0
+        self.dim, self.model_id = inner.dim, inner.model_id
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, texts, **kw):
+        self.texts += len(texts)
+        return self.inner.embed(texts, **kw)
+
+
+class Replying:
+    """A generator that can only generate (so ``auto`` picks the generate reader)."""
+
+    model_id, context_window = "replying", 4096
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def stream(self, messages, max_tokens=256, temperature=0.0, stop=None):
+        yield "It was automated in 1974 [1]."
+
+
+def test_ask_embeds_the_question_once(tmp_path, sample_store, embedder):
+    shutil.copy(sample_store, tmp_path / "e.db")
+    counting = CountingEmbedder(embedder)
+    with Memory(tmp_path / "e.db", embedder=counting, generator=Replying()) as mem:
+        mem.stats()
+        before = counting.texts
+        answer = mem.ask("In which year was the Harrow Point lighthouse automated?")
+        assert counting.texts - before == 1
+    assert answer.reader == "generate" and "1974" in answer.answer
+    # evidence is quoted only from a cited source that shares the answer's words
+    assert all("1974" in e.text for e in answer.evidence)
+    assert (answer.confidence > 0) == bool(answer.evidence)
+
+
 @pytest.fixture
 def samples(tmp_path, sample_store, embedder, generator):
     shutil.copy(sample_store, tmp_path / "s.db")
@@ -133,7 +174,7 @@ def test_extract_answers_are_always_spans_of_the_passages(samples):
         answer = samples.ask(question, reader="extract")
         assert answer.reader == "extract"
         if not answer.no_answer:
-            texts = [" ".join(s.hit.text.split()) for s in answer.sources]
+            texts = [" ".join(f"{s.hit.title}. {s.hit.text}".split()) for s in answer.sources]
             assert any(answer.answer in t for t in texts), answer.answer
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from engram.answer.citations import attribute, process_citations
 from engram.answer.evidence import rank_sentences
 from engram.answer.extract import ExtractSettings, extract
-from engram.answer.grounding import is_grounded, is_no_answer, strip_preamble
+from engram.answer.grounding import CITATION, is_grounded, is_no_answer, strip_preamble
 from engram.answer.result import Answer, Evidence
 from engram.answer.spans import answer_type
 from engram.config import READERS
@@ -183,17 +183,17 @@ def _best_sentence(answer: str, cited: list[Source]) -> tuple[list[Evidence], fl
     """The cited sentence sharing most words with a generated answer, and the share found.
 
     A generated answer has no likelihood to calibrate, so its confidence is the share of its
-    terms that the best evidence sentence contains.
+    terms that the best evidence sentence contains (none shared: no evidence, confidence 0).
     """
-    if not cited or not analyze(answer):
+    terms = set(analyze(CITATION.sub(" ", answer)))
+    if not cited or not terms:
         return [], 0.0
     ranked = rank_sentences(answer, [(s.number, s.text or s.hit.text) for s in cited])
-    if not ranked:
+    if not ranked or not ranked[0].matched:
         return [], 0.0
     best = ranked[0]
     source = next(s for s in cited if s.number == best.source)
-    share = best.matched / len(set(analyze(answer)))
-    return [Evidence(best.text, source)], min(1.0, share)
+    return [Evidence(best.text, source)], min(1.0, best.matched / len(terms))
 
 
 def choose_reader(name: str, generator: Generator, *, persona: bool = False) -> Reader:
