@@ -105,6 +105,14 @@ def site(tmp_path_factory, sample_store, embedder, generator) -> Iterator[Site]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("engram serve did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.3)
+        warm = {"query": "warm up the embedder", "k": 1}  # the model loads on first use
+        r = httpx.post(
+            f"{url}/v1/namespaces/default/search",
+            json=warm,
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=600,
+        )
+        assert r.status_code == 200, r.text
         yield Site(url, admin, other, log, path)
     finally:
         proc.terminate()
@@ -148,7 +156,7 @@ def shots(tmp_path_factory) -> Path:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def wait(driver, condition, timeout: float = 60):
+def wait(driver, condition, timeout: float = 240):
     """Wait until ``condition(driver)`` is truthy (re-rendered elements are retried)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait

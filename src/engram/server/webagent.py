@@ -21,6 +21,13 @@ def importance_of(doc: StoredDocument) -> tuple[int, str]:
     return heuristic_importance(doc.text), "heuristic"
 
 
+def chunk_ids(value: Any) -> list[int]:
+    """The chunk ids a reflection cites (``metadata.sources``); anything else is ignored."""
+    if not isinstance(value, list):
+        return []
+    return [int(v) for v in value if isinstance(v, int) and not isinstance(v, bool)]
+
+
 def _memory_row(doc: StoredDocument, reference: float, half_life: float) -> dict[str, Any]:
     importance, how = importance_of(doc)
     meta = doc.metadata
@@ -64,7 +71,7 @@ def agent_view(
         for row in rows:
             if row["kind"] != "reflection":
                 continue
-            cited = [int(i) for i in row["metadata"].get("sources") or []]
+            cited = chunk_ids(row["metadata"].get("sources"))
             hits = {h.id: h for h in memory.get(cited)}
             row["cites"] = [
                 {
