@@ -148,6 +148,14 @@ def stays_local(request, network):
     assert urls, "the performance log recorded no request: the network check would be blind"
     assert network.outside() == []
     assert not [u for u in urls if site.admin_key in u or site.other_key in u or "egk_" in u]
+    # No script error and no Content-Security-Policy violation (refused HTTP statuses, which
+    # some tests provoke on purpose, are logged as failed loads and allowed).
+    errors = [
+        e["message"]
+        for e in d.get_log("browser")
+        if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]
+    ]
+    assert errors == []
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +376,17 @@ def test_server_log_holds_no_key(driver, site):
     text = site.log.read_text(encoding="utf-8", errors="replace")
     assert "GET /ui" in text  # the access log is on, so this check can fail
     assert site.admin_key not in text and site.other_key not in text and "egk_" not in text
+
+
+def test_the_request_record_sees_other_hosts(driver, site, network):
+    """The recorder is not blind: a page asking another host is caught (the host resolver
+    rule makes the request fail at once, so nothing leaves the machine)."""
+    from browser import is_local
+
+    network.drain(driver)
+    driver.get("about:blank")
+    driver.execute_script("new Image().src = 'http://cdn.example.com/probe.png'")
+    probe = "http://cdn.example.com/probe.png"
+    wait(driver, lambda d: probe in network.drain(d), timeout=30)
+    assert probe in network.outside()
+    network.urls[:] = [u for u in network.urls if is_local(u)]
