@@ -451,6 +451,8 @@ def create_app(
         version=engram.__version__,
         description="An open memory store for foundation models: add, search, ask, delete.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by engram.server.web
+        redoc_url=None,
     )
     app.state.service = service
     app.state.keys = keys
@@ -682,6 +684,9 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    from engram.server.web import install_web
+
+    install_web(app)  # the web UI, its JSON routes and the offline /docs (docs/ui.md)
     return app
 
 

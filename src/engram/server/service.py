@@ -241,8 +241,10 @@ class MemoryService:
         k: int | None = None,
         where: Any = None,
         on_token: Callable[[str], None] | None = None,
+        prompt_only: bool = False,
     ) -> Any:
-        """Recall under the memory lock, then generate under the generator lock."""
+        """Recall under the memory lock, then generate under the generator lock
+        (``prompt_only``: build the exact prompt, do not call the model)."""
         parsed = check_where(where)
         with self.lock:
             mem = self.memory
@@ -251,7 +253,7 @@ class MemoryService:
             else:
                 hits = mem.recall_evidence(question, k=k, namespace=namespaces, where=parsed)
         with self.generate_lock:
-            return mem.answer(question, hits, on_token=on_token)
+            return mem.answer(question, hits, on_token=on_token, prompt_only=prompt_only)
 
 
 def resolve_namespace(namespace: str | None) -> str:
