@@ -159,6 +159,7 @@ class MemoryService:
         with self.lock:
             report: AddReport = self.memory.add_documents(docs, namespace=namespace)
         out = report.to_dict()
+        out.pop("ignored", None)  # only folder walks fill it
         out["ids"] = keys
         return out
 
