@@ -682,6 +682,9 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    from engram.server.openai_compat import chat_router
+
+    app.include_router(chat_router(service))
     return app
 
 
