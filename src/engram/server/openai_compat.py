@@ -95,18 +95,13 @@ def chat_namespace(key: ApiKey, header: str | None, model: str) -> str:
         raise ApiError(404, f"unknown model {model!r}: use {MODEL!r} or '{MODEL}:NAMESPACE'")
     if header and model.startswith(f"{MODEL}:") and model != f"{MODEL}:{header}":
         raise ApiError(400, f"model {model!r} and X-Engram-Namespace {header!r} disagree")
+    named = named or key.default_namespace() or ""
     if not named:
-        exact = [p for p in key.namespaces if p != "*" and not p.endswith("*")]
-        if len(key.namespaces) == 1 and exact:
-            named = exact[0]
-        elif key.reaches("default"):
-            named = "default"
-        else:
-            raise ApiError(
-                400,
-                "this key reaches several namespaces: name one with the X-Engram-Namespace "
-                "header or the model 'engram:NAMESPACE'",
-            )
+        raise ApiError(
+            400,
+            "this key reaches several namespaces: name one with the X-Engram-Namespace "
+            "header or the model 'engram:NAMESPACE'",
+        )
     try:
         check_namespace(named)
     except EngramError as exc:
