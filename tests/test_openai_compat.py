@@ -177,6 +177,11 @@ def test_answers_with_citations_from_the_sample_pdf(tmp_path, sample_store, embe
                 c["source"].endswith("makerspace-handbook.pdf#page=2") for c in result["citations"]
             )
             assert "Sources:\n[" in pieces[-1] and "makerspace-handbook.pdf#page=2" in pieces[-1]
+            # Not streamed: the same answer (greedy decoding), sources appended to the content.
+            done = ask(c, question)
+            assert done.model_extra["engram"]["answer"] == result["answer"]
+            assert done.model_extra["engram"]["citations"] == result["citations"]
+            assert done.choices[0].message.content == result["answer"] + pieces[-1]
             # A filter that leaves out the PDF leaves nothing relevant: no answer, no model call.
             done = ask(c, question, model="engram:default", extra_body={"where": {"topic": "food"}})
             assert done.model_extra["engram"]["no_answer"] is True
