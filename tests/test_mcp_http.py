@@ -125,3 +125,29 @@ def test_missing_or_revoked_key_is_refused(live):
         f"{url}/mcp", json=init, headers={**headers, "Authorization": f"Bearer {keys['revoked']}"}
     )
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_open_server_admits_only_loopback_hosts(tmp_path, embedder):
+    """Without keys (loopback only) /mcp is open, so DNS rebinding protection is on."""
+    path = tmp_path / "open.db"
+    keystore = KeyStore(path)
+    app = create_app(lambda: Memory(path, embedder=embedder), keys=keystore, open_when_no_keys=True)
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+    try:
+        with LiveServer(app) as server:
+            r = httpx.post(f"{server.url}/mcp", json=init, headers=headers)
+            assert r.status_code == 200 and "serverInfo" in r.text
+            r = httpx.post(f"{server.url}/mcp", json=init, headers={**headers, "Host": "evil.test"})
+            assert r.status_code in (400, 421) and "serverInfo" not in r.text
+    finally:
+        keystore.close()
