@@ -290,8 +290,8 @@ def test_csv_without_text_column(tmp_path: Path) -> None:
 
 
 def test_unsupported_and_missing_paths(tmp_path: Path) -> None:
-    p = write(tmp_path / "doc.pdf", b"%PDF-1.4")
-    assert "unsupported file type '.pdf'" in str(error_of(p))
+    p = write(tmp_path / "doc.xyz", b"%PDF-1.4")
+    assert "unsupported file type '.xyz'" in str(error_of(p))
     assert "no such file" in str(error_of(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="on_error"):
         load(p, on_error="ignore")
@@ -609,12 +609,15 @@ def test_chunk_text_validation() -> None:
 
 def test_sample_corpus() -> None:
     docs = load_samples()
-    assert 10 <= len(docs) <= 14
+    assert 13 <= len(docs) <= 17
     for doc in docs:
         assert isinstance(doc.metadata.get("topic"), str) and doc.metadata["topic"]
         assert isinstance(doc.metadata.get("year"), int)
         assert doc.title
-        assert 150 <= len(doc.text.split()) <= 420
+        if "#page=" in doc.source:  # the PDF's pages are short
+            assert 50 <= len(doc.text.split()) <= 150
+        else:
+            assert 150 <= len(doc.text.split()) <= 420
     assert len({d.metadata["topic"] for d in docs}) >= 6
     # The whole folder also loads (questions.txt comes along as a plain document).
     assert len(load(SAMPLES_DIR)) == len(docs) + 1

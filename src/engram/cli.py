@@ -92,6 +92,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         )
         for err in report.errors:
             print(f"skipped: {err}", file=sys.stderr)
+        for entry in report.ignored:
+            print(f"not ingested: {entry}", file=sys.stderr)
     return 1 if report.errors else 0
 
 

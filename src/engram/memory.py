@@ -72,6 +72,7 @@ class AddReport:
     chunks: int = 0
     embedded: int = 0
     errors: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # folder entries not read, with why
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -222,6 +223,7 @@ class Memory:
                         max_bytes=int(self.config.max_file_mb * 2**20),
                         on_error=on_error,
                         on_skip=skip,
+                        on_ignored=lambda path, why: report.ignored.append(f"{path}: {why}"),
                     )
                 else:
                     yield from load_records([item])

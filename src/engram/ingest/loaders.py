@@ -8,6 +8,8 @@ Supported formats (by file extension):
 * HTML: ``.html .htm`` (script/style/nav dropped, block structure kept, ``<title>`` -> title)
 * records: ``.json`` (an object or a list of objects), ``.jsonl`` (one object per line),
   ``.csv`` (header row with a ``text`` or ``content`` column)
+* documents: ``.pdf`` (one Document per page, source ``file.pdf#page=N``) and ``.docx`` (one per
+  heading section, source ``file.docx#heading=SLUG``); see :mod:`engram.ingest.documents`
 
 Records have a string ``text`` (``content`` is accepted too), optional ``title``, ``id``,
 ``metadata`` (an object) and ``source``; any other top-level field goes into metadata.
@@ -65,11 +67,14 @@ FORMATS: dict[str, str] = {
     ".json": "json",
     ".jsonl": "jsonl",
     ".csv": "csv",
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
 """File extension -> format name understood by :func:`load_stream`."""
 
 OnError = Literal["raise", "skip"]
 OnSkip = Callable[[IngestError], None]
+OnIgnored = Callable[[str, str], None]
 
 _BINARY_PROBE = 8192
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -596,6 +601,12 @@ _STREAM_FORMATS = ("text", "md", "html", "json", "jsonl", "csv")
 def _load_file(path: Path, fmt: str, max_bytes: int, report: _Reporter) -> Iterator[Document]:
     source = str(path)
     doc_id = str(path.resolve())
+    if fmt in ("pdf", "docx"):
+        from engram.ingest.documents import load_docx, load_pdf
+
+        loader = load_pdf if fmt == "pdf" else load_docx
+        yield from loader(_read_file(path, source, max_bytes), path, source, doc_id)
+        return
     if fmt == "jsonl":
         try:
             size = path.stat().st_size
@@ -611,17 +622,37 @@ def _load_file(path: Path, fmt: str, max_bytes: int, report: _Reporter) -> Itera
     yield from _parse(fmt, text, source, doc_id, report)
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[Path]:
-    """Files under ``root`` with a known extension, sorted, hidden files/dirs skipped."""
+def _walk(root: Path, recursive: bool, on_ignored: OnIgnored) -> Iterator[Path]:
+    """Files under ``root`` with a known extension, sorted; every other entry is passed to
+    ``on_ignored(path, reason)``: hidden files and folders, unsupported types, subfolders
+    when not ``recursive``."""
 
     def fail(exc: OSError) -> None:
         raise IngestError(f"cannot read folder: {exc.strerror or exc}", str(exc.filename or root))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        kept = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                on_ignored(str(Path(dirpath, d)) + os.sep, "hidden folder")
+            elif not recursive:
+                on_ignored(str(Path(dirpath, d)) + os.sep, "subfolder (not recursive)")
+            else:
+                kept.append(d)
+        dirnames[:] = kept
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in FORMATS:
+            suffix = Path(name).suffix.lower()
+            if name.startswith("."):
+                on_ignored(str(Path(dirpath, name)), "hidden file")
+            elif suffix not in FORMATS:
+                kind = f"'{suffix}'" if suffix else "without an extension"
+                on_ignored(str(Path(dirpath, name)), f"unsupported file type {kind}")
+            else:
                 yield Path(dirpath, name)
+
+
+def _log_ignored(path: str, reason: str) -> None:
+    log.info("not ingested: %s (%s)", path, reason)
 
 
 def load_path(
@@ -631,10 +662,12 @@ def load_path(
     max_bytes: int = DEFAULT_MAX_BYTES,
     on_error: OnError = "raise",
     on_skip: OnSkip | None = None,
+    on_ignored: OnIgnored | None = None,
 ) -> Iterator[Document]:
     """Documents from a file or a folder (walked in sorted order).
 
-    In folders, hidden files/folders and unknown extensions are skipped silently; an explicit
+    In folders, hidden files/folders and unknown extensions are not read: each is passed to
+    ``on_ignored(path, reason)`` (default: logged at INFO level); an explicit
     file must have a supported extension (files without one are read as plain text). Files over
     ``max_bytes`` are refused. With ``on_error="skip"``, bad records and bad files are passed to
     ``on_skip`` (default: logged as warnings) and loading continues; with ``"raise"`` the first
@@ -645,7 +678,7 @@ def load_path(
     p = Path(path)
     if p.is_dir():
         files: Iterable[tuple[Path, str]] = (
-            (f, FORMATS[f.suffix.lower()]) for f in _walk(p, recursive)
+            (f, FORMATS[f.suffix.lower()]) for f in _walk(p, recursive, on_ignored or _log_ignored)
         )
     elif p.is_file():
         suffix = p.suffix.lower()

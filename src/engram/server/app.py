@@ -305,8 +305,12 @@ class BodyLimitMiddleware:
             await _error(413, "payload_too_large", message)(scope, receive, send)
 
 
+PROTECTED = ("/v1", "/mcp")
+"""Path prefixes that need an API key."""
+
+
 class AuthMiddleware:
-    """Checks ``Authorization: Bearer KEY`` on ``/v1`` routes; puts the key in ``scope``."""
+    """Checks ``Authorization: Bearer KEY`` on ``/v1`` and ``/mcp``; puts the key in ``scope``."""
 
     def __init__(self, app: ASGIApp, keys: KeyStore, open_when_no_keys: bool):
         self.app = app
@@ -314,7 +318,7 @@ class AuthMiddleware:
         self.open_when_no_keys = open_when_no_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
             await self.app(scope, receive, send)
             return
         header = ""
@@ -443,7 +447,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with app.state.mcp.session_manager.run():
+            yield
         await run_in_threadpool(service.close)
 
     app = FastAPI(
@@ -687,6 +692,12 @@ def create_app(
     from engram.server.web import install_web
 
     install_web(app)  # the web UI, its JSON routes and the offline /docs (docs/ui.md)
+
+    from engram.server.mcp_http import mount_mcp
+    from engram.server.openai_compat import chat_router
+
+    app.include_router(chat_router(service))
+    app.state.mcp = mount_mcp(app, service, open_without_keys=open_when_no_keys)
     return app
 
 

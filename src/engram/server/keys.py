@@ -84,6 +84,13 @@ class ApiKey:
     def everywhere(self) -> bool:
         return "*" in self.namespaces
 
+    def default_namespace(self) -> str | None:
+        """The namespace a request that names none acts on: the key's only namespace (a key
+        made for one exact name), else ``default`` if the key reaches it, else None."""
+        if len(self.namespaces) == 1 and not self.namespaces[0].endswith("*"):
+            return self.namespaces[0]
+        return "default" if self.reaches("default") else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

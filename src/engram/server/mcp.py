@@ -1,9 +1,12 @@
-"""An MCP server (stdio) with memory tools: ``remember``, ``recall``, ``ask``, ``forget``.
+"""An MCP server with memory tools: ``remember``, ``recall``, ``ask``, ``forget``.
 
 Built on the official ``mcp`` SDK (2.x, where FastMCP is ``MCPServer``). ``engram mcp`` runs it
-on the store given by ``--store``; an MCP client (Claude Desktop, an agent framework) starts
-that command and talks JSON-RPC over its stdin/stdout. The server acts for the local user, so
-it has no API keys; every tool may name a namespace (default: ``--namespace``).
+over stdio on the store given by ``--store``; an MCP client (Claude Desktop, an agent framework)
+starts that command and talks JSON-RPC over its stdin/stdout. That server acts for the local user,
+so it has no API keys; every tool may name a namespace (default: ``--namespace``).
+
+``engram serve`` also serves the same tools over streamable HTTP at ``/mcp``, behind the API keys
+(see :mod:`engram.server.mcp_http`): there an ``access`` hook checks each call's key.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from engram.errors import EngramError
@@ -21,6 +24,8 @@ from engram.server.service import MemoryFactory, MemoryService, turn_document
 from engram.types import Document
 
 T = TypeVar("T")
+Access = Callable[[Context | None, str | None, str], str]
+"""``access(ctx, namespace, scope)``: the namespace a tool call acts on, or ``ToolError``."""
 INSTRUCTIONS = (
     "Engram is a long-term memory. Use `remember` to store facts worth keeping, `recall` to "
     "search them (hybrid keyword + meaning), `ask` for a cited answer from memory, and "
@@ -36,13 +41,22 @@ def _call(fn: Callable[[], T]) -> T:
 
 
 def build_server(
-    memory: Memory | MemoryFactory, *, namespace: str = "default"
+    memory: Memory | MemoryFactory | MemoryService,
+    *,
+    namespace: str = "default",
+    access: Access | None = None,
 ) -> tuple[MCPServer, MemoryService]:
-    """The MCP server over one ``Memory`` (or a factory called on first use)."""
+    """The MCP server over one ``Memory`` (or a factory called on first use, or a service
+    shared with the HTTP API). ``access`` resolves and checks each call's namespace; without
+    it a call acts on the namespace it names, else ``namespace``."""
     check_namespace(namespace)
-    service = MemoryService(memory)
+    service = memory if isinstance(memory, MemoryService) else MemoryService(memory)
     server = MCPServer(name="engram", instructions=INSTRUCTIONS)
-    default = namespace
+
+    def target(ctx: Context | None, named: str | None, scope: str) -> str:
+        if access is not None:
+            return check_namespace(access(ctx, named, scope))
+        return check_namespace(named or namespace)
 
     @server.tool()
     def remember(
@@ -52,19 +66,20 @@ def build_server(
         id: str | None = None,
         speaker: str | None = None,
         session: str | None = None,
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Store a memory. ``id`` replaces an earlier memory with the same id; with
         ``speaker`` the text is stored as a conversation turn (with ``session``)."""
-        ns = namespace or default
 
         def run() -> dict[str, Any]:
+            ns = target(ctx, namespace, "write")
             if speaker:
                 doc = turn_document(text, speaker, session=session, metadata=metadata)
                 if id:
                     doc.id = id
             else:
                 doc = Document(text=text, id=id, source="mcp", metadata=dict(metadata or {}))
-            return service.add([doc], check_namespace(ns))
+            return service.add([doc], ns)
 
         return _call(run)
 
@@ -75,13 +90,14 @@ def build_server(
         namespace: str | None = None,
         where: dict[str, Any] | str | None = None,
         mode: str = "hybrid",
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Search memory: the ``k`` best passages for ``query`` (``mode`` hybrid, keyword or
         vector), optionally filtered by ``where`` ({"topic": "plants"}, "year>=2020")."""
-        ns = namespace or default
 
         def run() -> dict[str, Any]:
-            if not service.exists(check_namespace(ns)):
+            ns = target(ctx, namespace, "read")
+            if not service.exists(ns):
                 return {"results": []}  # nothing remembered here yet
             hits = service.search(query, namespaces=ns, k=k, mode=mode, where=where)
             return {"results": [h.to_dict(with_scores=False) for h in hits]}
@@ -89,12 +105,16 @@ def build_server(
         return _call(run)
 
     @server.tool()
-    def ask(question: str, namespace: str | None = None, k: int | None = None) -> dict[str, Any]:
+    def ask(
+        question: str,
+        namespace: str | None = None,
+        k: int | None = None,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
         """Answer ``question`` from memory with numbered citations of the passages used."""
-        ns = namespace or default
 
         def run() -> dict[str, Any]:
-            check_namespace(ns)
+            ns = target(ctx, namespace, "read")
             names: list[str] | str = ns if service.exists(ns) else []
             answer = service.ask(question, namespaces=names, k=k)
             out = answer.to_dict()
@@ -108,13 +128,14 @@ def build_server(
         where: dict[str, Any] | str | None = None,
         namespace: str | None = None,
         reason: str = "",
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Delete memories by document ``ids`` and/or a ``where`` filter; ``reason`` is kept
         in the audit log."""
-        ns = namespace or default
 
         def run() -> dict[str, Any]:
-            if not service.exists(check_namespace(ns)):
+            ns = target(ctx, namespace, "write")
+            if not service.exists(ns):
                 return {"deleted_documents": 0, "deleted_chunks": 0}
             return service.delete(ns, ids=ids, where=where, reason=reason)
 

@@ -159,6 +159,7 @@ class MemoryService:
         with self.lock:
             report: AddReport = self.memory.add_documents(docs, namespace=namespace)
         out = report.to_dict()
+        out.pop("ignored", None)  # only folder walks fill it
         out["ids"] = keys
         return out
 
@@ -254,6 +255,27 @@ class MemoryService:
                 hits = mem.recall_evidence(question, k=k, namespace=namespaces, where=parsed)
         with self.generate_lock:
             return mem.answer(question, hits, on_token=on_token, prompt_only=prompt_only)
+
+    def ask_memory(
+        self,
+        question: str,
+        *,
+        namespaces: str | list[str],
+        k: int | None = None,
+        where: Any = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Any:
+        """``Memory.ask`` whole (recall and answer) under both locks.
+
+        The generator lock is taken first, so a request queued behind another answer does not
+        hold the memory lock while it waits; while it generates, searches and writes wait.
+        (``ask`` above splits recall from generation to avoid that, through the lower-level
+        ``recall_evidence``/``answer``; the chat endpoint uses the public ``Memory.ask``.)"""
+        parsed = check_where(where)
+        with self.generate_lock, self.lock:
+            return self.memory.ask(
+                question, k=k, namespace=namespaces, where=parsed, on_token=on_token
+            )
 
 
 def resolve_namespace(namespace: str | None) -> str:
