@@ -38,7 +38,10 @@ def live(tmp_path_factory, embedder):
         "revoked": keystore.create(["agent"], "admin")[1],
     }
     keystore.revoke(keys["revoked"])
-    app = create_app(lambda: Memory(path, embedder=embedder, min_similarity=1.01), keys=keystore)
+    app = create_app(
+        lambda: Memory(path, embedder=embedder, min_similarity=1.01, min_term_coverage=1.01),
+        keys=keystore,
+    )
     with LiveServer(app) as server:
         yield server.url, keys
     keystore.close()
@@ -76,7 +79,7 @@ def test_remember_recall_forget_over_http(live):
         only = await client.call_tool("recall", {"query": "user", "where": "topic=travel"})
         assert [h["metadata"]["topic"] for h in _result(only)["results"]] == ["travel"]
         answer = _result(await client.call_tool("ask", {"question": "What is the cat called?"}))
-        assert answer["no_answer"] is True  # min_similarity > 1: the model is never called
+        assert answer["no_answer"] is True  # both recall floors > 1: the model is never called
         gone = _result(await client.call_tool("forget", {"where": {"topic": "pets"}}))
         assert gone["deleted_documents"] == 1
 

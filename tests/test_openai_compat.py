@@ -1,8 +1,8 @@
 """The OpenAI-compatible chat endpoint, driven by the official ``openai`` client over real HTTP.
 
-The module's server sets ``min_similarity`` above 1, so recall never passes evidence on and the
-model is never called (fast); one slow test answers with the real local model from the sample
-corpus and checks the citation points at the PDF's page.
+The module's server sets ``min_similarity`` and ``min_term_coverage`` above 1, so recall never
+passes evidence on and the model is never called (fast); one slow test answers with the real
+local model from the sample corpus and checks the citation points at the PDF's page.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def live(tmp_path_factory, embedder):
         "multi": keystore.create(["a", "b"], "write")[1],
         "prefix": keystore.create(["team:*"], "read")[1],
     }
-    memory = Memory(path, embedder=embedder, min_similarity=1.01)
+    memory = Memory(path, embedder=embedder, min_similarity=1.01, min_term_coverage=1.01)
     memory.add("The ferry to Skerry Island leaves at 07:40 on weekdays.", namespace="chat")
     app = create_app(memory, keys=keystore)
     with LiveServer(app) as server:

@@ -1,7 +1,7 @@
 """Schemathesis against the app's own OpenAPI document, over real HTTP: no 5xx, ever.
 
 Requests carry an admin key for every namespace, so generated bodies reach the handlers.
-``min_similarity`` above 1 keeps ``ask`` from ever calling the language model (it answers
+``min_similarity`` and ``min_term_coverage`` above 1 keep ``ask`` from ever calling the model (it answers
 "no answer" after recall), which keeps the run fast while exercising the whole route.
 """
 
@@ -33,7 +33,7 @@ def live(tmp_path_factory, embedder):
     keys = KeyStore(path)
     _, key = keys.create(["*"], "admin")
     app = create_app(
-        lambda: Memory(path, embedder=embedder, min_similarity=1.01),
+        lambda: Memory(path, embedder=embedder, min_similarity=1.01, min_term_coverage=1.01),
         keys=keys,
         max_body_bytes=32 * 1024,
     )
