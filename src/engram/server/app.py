@@ -44,6 +44,7 @@ from engram.server.service import (
     check_where,
     turn_document,
 )
+from engram.sql.tokens import SqlError
 from engram.types import Document
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def engram_error_status(exc: EngramError) -> tuple[int, str]:
         return 409, "embedding_mismatch"
     if isinstance(exc, GenerationError):
         return 502, "generation_failed"
+    if isinstance(exc, SqlError):
+        return 400, "invalid_sql"
     return 400, "bad_request"
 
 
@@ -682,6 +685,9 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    from engram.server.sql import add_sql_route
+
+    add_sql_route(app, service)
     return app
 
 

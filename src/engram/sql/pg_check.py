@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from engram.sql.tokens import SqlError
+from engram.sql.tokens import SqlError, tokenize
 
 try:
     from pglast import ast, parse_sql
@@ -90,9 +90,21 @@ def _walk(node: ast.Node, scope: frozenset[str], locate: Locate) -> None:
         _walk(child, scope, locate)
 
 
+def _without_placeholders(text: str) -> str:
+    """``text`` with psycopg's ``%s`` / ``%(name)s`` as ``$1`` (same length), for the parser."""
+    out = []
+    for tok in tokenize(text, "postgres"):
+        if tok.kind == "param" and tok.text.startswith("%"):
+            out.append("$1".ljust(len(tok.text)))
+        else:
+            out.append(tok.text)
+    return "".join(out)
+
+
 def check_postgres(text: str, tables: set[str], locate: Locate) -> None:
     """Refuse ``text`` unless it is one SELECT that reads only ``tables`` and its own WITH
     queries (``SqlError`` with the position in the user's statement)."""
+    text = _without_placeholders(text)
     try:
         statements = parse_sql(text)
     except ParseError as exc:

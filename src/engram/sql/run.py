@@ -148,7 +148,10 @@ def _execute_postgres(
         try:
             pg_run.begin_read_only(conn, timeout)
             ctes = pg_run.view_ctes(pg_run.store_schema(conn), prep.namespaces)
-            text, pieces = stmt.render([*ctes, *(call_cte(c) for c in stmt.calls)])
+            ctes += [call_cte(c) for c in stmt.calls]
+            if prep.params is not None:  # psycopg reads % as a placeholder then
+                ctes = [c.replace("%", "%%") for c in ctes]
+            text, pieces = stmt.render(ctes)
             if explain:
                 return SqlResult([], [], False, text, executed=False)
             columns, rows, truncated = pg_run.execute(conn, text, prep.params, limit)
