@@ -108,7 +108,8 @@ def test_similar_rows_and_modes(mem):
     cols = "SELECT s.chunk_id, s.doc_id, s.score, s.rank, s.namespace FROM "
     rows = mem.sql(cols + "similar('nightly hotel cap London', 3) s ORDER BY s.rank").rows
     hits = mem.search("nightly hotel cap London", k=3)
-    assert [(r[0], r[1], r[3]) for r in rows] == [(h.id, h.doc_id, i + 1) for i, h in enumerate(hits)]
+    expected = [(h.id, h.doc_id, i + 1) for i, h in enumerate(hits)]
+    assert [(r[0], r[1], r[3]) for r in rows] == expected
     assert all(r[4] == "default" for r in rows)
     kw = mem.sql(cols + "keywords('hotel cap', 4) s").rows
     assert [r[0] for r in kw] == [h.id for h in mem.search("hotel cap", k=4, mode="keyword")]
@@ -164,10 +165,12 @@ def test_views_are_scoped_to_namespaces(mem):
 
 
 def test_parameters(mem, backend):
-    if backend == "sqlite":
-        q = "SELECT s.doc_id FROM similar(:q, 2) s JOIN documents d ON d.id = s.doc_id WHERE d.title LIKE :t"
-    else:
-        q = "SELECT s.doc_id FROM similar(%(q)s, 2) s JOIN documents d ON d.id = s.doc_id WHERE d.title LIKE %(t)s"
+    q = (
+        "SELECT s.doc_id FROM similar(:q, 2) s JOIN documents d ON d.id = s.doc_id "
+        "WHERE d.title LIKE :t"
+    )
+    if backend == "postgres":
+        q = q.replace(":q", "%(q)s").replace(":t", "%(t)s")
     rows = mem.sql(q, {"q": "nightly hotel cap London", "t": "Larkspur%"}).rows
     assert rows and all(r[0].endswith("travel-expense-policy.md") for r in rows)
     with pytest.raises(SqlError, match="needs a named value"):
@@ -234,7 +237,11 @@ def test_sqlite_connection_refuses_writes_by_itself(built, statement):
 
 @pytest.mark.parametrize(
     "statement",
-    ["DELETE FROM chunks", "INSERT INTO settings(key, value) VALUES ('a', 'b')", "DROP TABLE chunks"],
+    [
+        "DELETE FROM chunks",
+        "INSERT INTO settings(key, value) VALUES ('a', 'b')",
+        "DROP TABLE chunks",
+    ],
 )
 def test_postgres_transaction_refuses_writes_by_itself(built, statement):
     """The second wall on PostgreSQL: the read-only transaction, without the checks."""
@@ -273,7 +280,7 @@ def test_bypasses_of_the_views_are_refused(mem, backend):
     qualified = "main.documents" if backend == "sqlite" else "public.documents"
     with pytest.raises(SqlError, match="not visible"):
         mem.sql(f"SELECT count(*) FROM {qualified}")
-    shadow = "WITH documents AS (SELECT * FROM {}) SELECT * FROM documents".format(qualified)
+    shadow = f"WITH documents AS (SELECT * FROM {qualified}) SELECT * FROM documents"
     with pytest.raises(SqlError, match="not visible"):
         mem.sql(shadow)
     if backend == "postgres":
@@ -297,7 +304,9 @@ def test_row_and_time_limits(mem, backend):
     result = mem.sql(series, limit=7)
     assert [r[0] for r in result.rows] == list(range(1, 8)) and result.truncated
     assert not mem.sql(series, limit=50).truncated
-    endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+    endless = (
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+    )
     with pytest.raises(SqlError, match=r"time limit \(0.5 s\)"):
         mem.sql(endless, timeout=0.5)
 

@@ -18,7 +18,7 @@ ALPHA = [
     {"id": "a2", "text": "Lentil soup simmers for twenty minutes.", "metadata": {"year": 2023}},
 ]
 BETA = [
-    {"id": "b1", "text": "Secret beta: the hotel cap in London is 999.", "metadata": {"year": 2024}},
+    {"id": "b1", "text": "Secret beta: the hotel cap in London is 999.", "metadata": {"year": 24}},
     {"id": "a1", "text": "Beta's own a1: hotel notes for London.", "metadata": {"year": 2022}},
 ]
 EVERYTHING = "SELECT namespace, id FROM documents ORDER BY namespace, id"
@@ -61,7 +61,10 @@ def test_a_key_sees_only_its_namespace(api):
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == [["alpha", "a1"], ["alpha", "a2"]]
     rows = sql(api, "alpha", RECALL).json()["rows"]
-    assert rows and {tuple(row) for row in rows} <= {("alpha", "a1", "alpha"), ("alpha", "a2", "alpha")}
+    assert rows and {tuple(row) for row in rows} <= {
+        ("alpha", "a1", "alpha"),
+        ("alpha", "a2", "alpha"),
+    }
     for statement in (
         "SELECT count(*) FROM documents WHERE namespace = 'beta'",
         "SELECT count(*) FROM chunks WHERE text LIKE '%999%' OR namespace <> 'alpha'",
@@ -69,7 +72,8 @@ def test_a_key_sees_only_its_namespace(api):
     ):
         assert sql(api, "alpha", statement).json()["rows"] == [[0]], statement
     # The path's namespace, when the key reaches it, is the same scope.
-    assert sql(api, "alpha", EVERYTHING, "alpha").json()["rows"] == [["alpha", "a1"], ["alpha", "a2"]]
+    r = sql(api, "alpha", EVERYTHING, "alpha")
+    assert r.json()["rows"] == [["alpha", "a1"], ["alpha", "a2"]]
 
 
 def test_the_same_statements_see_everything_with_an_admin_key(api):
@@ -95,7 +99,12 @@ def test_other_namespaces_and_tables_are_refused(api):
 
 def test_writes_over_http_are_refused_and_change_nothing(api):
     before = api.memory.store.stats()
-    for statement in ("DELETE FROM documents", "SELECT 1; DROP TABLE chunks", "PRAGMA user_version=7"):
+    for statement in (
+        "DELETE FROM documents",
+        "SELECT 1; DROP TABLE chunks",
+        "PRAGMA user_version=7",
+        "WITH x AS (SELECT 1) DELETE FROM chunks",
+    ):
         r = sql(api, "admin", statement)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_sql", statement
     after = api.memory.store.stats()

@@ -401,7 +401,7 @@ def access(scope: str, *, allow_all: bool = False) -> Callable[..., Access]:
         _check_scope(key, scope)
         if namespace == "*":
             if not allow_all:
-                raise ApiError(400, "'*' (every namespace) is only for search and ask")
+                raise ApiError(400, "'*' (every namespace) is only for search and ask (and sql)")
         elif not key.reaches(namespace):
             raise ApiError(403, f"this key does not reach namespace {namespace!r}")
         return Access(key, namespace)

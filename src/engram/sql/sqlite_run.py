@@ -128,6 +128,8 @@ def run_sqlite(
         if time.monotonic() > deadline or "interrupted" in str(exc):
             limit_hit = f"the statement ran longer than the time limit ({timeout:g} s)"
             raise SqlError(limit_hit) from None
+        if str(exc).startswith("cannot modify"):  # a write to one of the views
+            raise SqlError(f"engram sql is read-only: {exc}") from None
         raise SqlError(f"SQLite: {exc}") from None
     except (ValueError, OverflowError) as exc:  # bad parameters
         raise SqlError(f"bad parameters: {exc}") from None
