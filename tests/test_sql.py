@@ -315,6 +315,8 @@ def test_row_and_time_limits(mem, backend):
     ("statement", "message", "position"),
     [
         ("SELECT title FORM documents", "syntax error", 19),
+        ("SELECT 'é', title FORM documents", "syntax error", 24),
+        ("SELECT 1\x00", "NUL character", 9),
         ("SELECT 1 FROM similar(42)", "first argument is the query text", 15),
         ("SELECT 1 FROM similar('x', 0)", "k must be an integer", 15),
         ("SELECT 1 FROM similar('x', 5, 'fuzzy')", "mode must be", 15),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from engram.sql.tokens import SqlError, tokenize
 
@@ -101,6 +102,19 @@ def _without_placeholders(text: str) -> str:
     return "".join(out)
 
 
+def _error_offset(text: str, message: str, offset: Any) -> int | None:
+    """The parser's error offset; outside ASCII it drifts, so there the nearest token that
+    the message names ("at or near ...") is taken instead."""
+    if not isinstance(offset, int):
+        return None
+    near = re.search(r'at or near "(.*)"', message)
+    if near and not text.isascii():
+        starts = [t.start for t in tokenize(text, "postgres") if t.text == near.group(1)]
+        if starts:
+            return min(starts, key=lambda s: abs(s - offset))
+    return offset
+
+
 def check_postgres(text: str, tables: set[str], locate: Locate) -> None:
     """Refuse ``text`` unless it is one SELECT that reads only ``tables`` and its own WITH
     queries (``SqlError`` with the position in the user's statement)."""
@@ -109,7 +123,7 @@ def check_postgres(text: str, tables: set[str], locate: Locate) -> None:
         statements = parse_sql(text)
     except ParseError as exc:
         message, offset = (exc.args + (None,))[:2]
-        at = len(text.encode()[:offset].decode(errors="ignore")) if offset is not None else None
+        at = _error_offset(text, str(message), offset)
         raise SqlError(f"syntax error: {message}", locate(at) if at is not None else None) from None
     if len(statements) != 1:
         raise SqlError("only one statement at a time")
@@ -117,4 +131,7 @@ def check_postgres(text: str, tables: set[str], locate: Locate) -> None:
     if not isinstance(stmt, ast.SelectStmt):
         kind = type(stmt).__name__.removesuffix("Stmt").upper()
         raise SqlError(f"engram sql is read-only: {kind} statements are refused")
-    _walk(stmt, frozenset(tables), locate)
+    try:
+        _walk(stmt, frozenset(tables), locate)
+    except RecursionError:
+        raise SqlError("the statement is nested too deeply") from None

@@ -137,6 +137,12 @@ def parse(statement: str, dialect: str, params: Any = None) -> Statement:
     """Check that ``statement`` is one read statement and find its table-function calls."""
     if not isinstance(statement, str):
         raise SqlError("the statement must be text")
+    if "\x00" in statement:
+        raise SqlError("the statement contains a NUL character", statement.index("\x00") + 1)
+    try:
+        statement.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SqlError("the statement contains invalid Unicode", exc.start + 1) from None
     sig = single_statement(tokenize(statement, dialect))
     first = sig[0]
     if first.upper not in READ_STARTS:
