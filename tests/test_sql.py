@@ -150,6 +150,17 @@ def test_worked_examples_from_the_docs(mem, backend):
     assert "cap" in chunks.rows[0][2].lower()
 
 
+def test_metadata_as_json(mem, backend):
+    each = {
+        "sqlite": "SELECT j.key, count(*) FROM documents d, json_each(d.metadata) j GROUP BY 1",
+        "postgres": "SELECT j.key, count(*) FROM documents d, jsonb_each(d.metadata) j GROUP BY 1",
+    }[backend]
+    assert sorted(mem.sql(each).rows) == [("topic", 12), ("year", 12)]
+    year = YEAR[backend]
+    rows = mem.sql(f"SELECT d.title FROM documents d WHERE {year} = 2020").rows
+    assert rows == [("The Water Cycle in Brief",)]
+
+
 def test_views_are_scoped_to_namespaces(mem):
     q = "SELECT namespace, count(*) FROM documents GROUP BY namespace ORDER BY namespace"
     assert mem.sql(q).rows == [("default", 12)]

@@ -30,6 +30,7 @@ VIEWS = {
         "WHERE {cond}"
     ),
 }
+TABLE_FUNCTIONS = {"json_each", "json_tree"}  # SQLite's own, reading only their argument
 BLOCKED_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
 _ACTION_NAMES = """INSERT UPDATE DELETE ATTACH DETACH PRAGMA TRANSACTION SAVEPOINT ANALYZE
 REINDEX ALTER_TABLE CREATE_TABLE CREATE_TEMP_TABLE CREATE_VIEW CREATE_TEMP_VIEW CREATE_INDEX
@@ -56,7 +57,9 @@ class Guard:
         if action == sqlite3.SQLITE_READ:
             if db is None:  # a WITH query or subquery, not a table
                 return sqlite3.SQLITE_OK
-            if (db == "main" and source in self.inner) or (db == "temp" and arg1 in self.temp):
+            if db == "main" and (source in self.inner or arg1 in TABLE_FUNCTIONS):
+                return sqlite3.SQLITE_OK
+            if db == "temp" and arg1 in self.temp:
                 return sqlite3.SQLITE_OK
             self.refused = (
                 f"table {arg1} is not visible to engram sql; query the views documents and "
@@ -96,6 +99,8 @@ def _open(path: str, namespaces: Sequence[str] | None) -> tuple[sqlite3.Connecti
         conn.execute(f"CREATE TEMP VIEW {hidden} AS {body.format(cond=cond)}")
         conn.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {hidden}")
         inner.add(hidden)
+    # Made now, so that their first use later needs no look at the schema.
+    conn.execute("SELECT 1 FROM json_each('[]'), json_tree('[]')")
     conn.execute("PRAGMA query_only=ON")
     guard = Guard(inner)
     conn.set_authorizer(guard)
