@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from pg import BACKENDS, CachingEmbedder, pg_url, store_location
@@ -372,3 +373,13 @@ def test_user_with_clause_is_merged():
     # Positions in the rewritten text map back to the user's statement.
     assert stmt.position(pieces, text.index("t(n)")) == len("WITH RECURSIVE ") + 1
     assert stmt.position(pieces, text.index("similar_1 s")) == stmt.original.index("similar(") + 1
+
+
+def test_bench_sql_overhead_runs(built, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from bench.sql_overhead import main as bench_main
+
+    location, _ = built("sqlite")  # holds the samples already: nothing is embedded again
+    out = bench_main(["--store", location, "--runs", "1"])
+    assert set(out) == {"search_ms", "sql_similar_ms", "sql_plain_ms"}
+    assert all(v > 0 for v in out.values())
