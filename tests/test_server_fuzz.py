@@ -1,8 +1,8 @@
 """Schemathesis against the app's own OpenAPI document, over real HTTP: no 5xx, ever.
 
 Requests carry an admin key for every namespace, so generated bodies reach the handlers.
-``min_similarity`` and ``min_term_coverage`` above 1 keep ``ask`` from ever calling the model (it answers
-"no answer" after recall), which keeps the run fast while exercising the whole route.
+``min_similarity`` and ``min_term_coverage`` above 1 keep ``ask`` from ever calling the model (it
+answers "no answer" after recall), which keeps the run fast while exercising the whole route.
 """
 
 from __future__ import annotations

@@ -558,12 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engram.experiment.cli import add_experiment_parser
     from engram.export import add_export_parser
     from engram.server.cli import add_server_parsers
+    from engram.sql.cli import add_sql_parser
 
     add_locomo_parser(esub)
     add_chat_parser(sub)
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)
+    add_sql_parser(sub)
     return p
 
 

@@ -524,6 +524,32 @@ class Memory:
         out["indexes"] = self.retrieval.stats()
         return out
 
+    def sql(
+        self,
+        statement: str,
+        params: Any = None,
+        *,
+        namespace: str | Sequence[str] | None = None,
+        limit: int = 1000,
+        timeout: float = 10.0,
+        explain: bool = False,
+    ) -> Any:
+        """One read-only SQL statement over the views ``documents`` and ``chunks`` of
+        ``namespace`` (as in ``search``), with ``similar('text', k, mode)`` and
+        ``keywords('text', k)`` as tables of recall hits; returns an ``SqlResult``.
+        See docs/sql.md."""
+        from engram.sql import run_sql
+
+        return run_sql(
+            self,
+            statement,
+            params,
+            namespace=namespace,
+            limit=limit,
+            timeout=timeout,
+            explain=explain,
+        )
+
     # -- answers --------------------------------------------------------------------------
     def recall_evidence(self, question: str, k: int | None = None, **search: Any) -> list[Hit]:
         """Hits for answering, the question embedded once.

@@ -44,6 +44,7 @@ from engram.server.service import (
     check_where,
     turn_document,
 )
+from engram.sql.tokens import SqlError
 from engram.types import Document
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def engram_error_status(exc: EngramError) -> tuple[int, str]:
         return 409, "embedding_mismatch"
     if isinstance(exc, GenerationError):
         return 502, "generation_failed"
+    if isinstance(exc, SqlError):
+        return 400, "invalid_sql"
     return 400, "bad_request"
 
 
@@ -402,7 +405,7 @@ def access(scope: str, *, allow_all: bool = False) -> Callable[..., Access]:
         _check_scope(key, scope)
         if namespace == "*":
             if not allow_all:
-                raise ApiError(400, "'*' (every namespace) is only for search and ask")
+                raise ApiError(400, "'*' (every namespace) is only for search and ask (and sql)")
         elif not key.reaches(namespace):
             raise ApiError(403, f"this key does not reach namespace {namespace!r}")
         return Access(key, namespace)
@@ -698,6 +701,10 @@ def create_app(
 
     app.include_router(chat_router(service))
     app.state.mcp = mount_mcp(app, service, open_without_keys=open_when_no_keys)
+
+    from engram.server.sql import add_sql_route
+
+    add_sql_route(app, service)
     return app
 
 
