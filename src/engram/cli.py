@@ -252,7 +252,7 @@ def _print_answer_sources(answer: Any) -> None:
             )
         return
     for e in answer.evidence:
-        print(f"\nEvidence [{e.source.number}]: \"{_snippet(e.text, 200)}\"")
+        print(f'\nEvidence [{e.source.number}]: "{_snippet(e.text, 200)}"')
     if answer.reader:
         print(f"Confidence {answer.confidence:.2f} ({answer.reader} reader)")
     if answer.citations:
