@@ -68,6 +68,19 @@ def generator():
     return LocalGenerator(threads=1).load()
 
 
+@pytest.fixture
+def samples(tmp_path, sample_store, embedder, generator):
+    """A Memory on a fresh copy of the sample store, with the real default generator."""
+    import shutil
+
+    from engram.memory import Memory
+
+    shutil.copy(sample_store, tmp_path / "s.db")
+    mem = Memory(tmp_path / "s.db", embedder=embedder, generator=generator)
+    yield mem
+    mem.close()
+
+
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory, embedder):
     """A store holding the bundled sample corpus, built once."""

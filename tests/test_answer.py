@@ -15,14 +15,6 @@ from engram.prompt import NO_ANSWER
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def samples(tmp_path, sample_store, embedder, generator):
-    shutil.copy(sample_store, tmp_path / "s.db")
-    mem = Memory(tmp_path / "s.db", embedder=embedder, generator=generator)
-    yield mem
-    mem.close()
-
-
 class CountingGenerator:
     """Wraps the real generator and counts calls (to prove the model is not called)."""
 

@@ -134,14 +134,6 @@ def test_ask_embeds_the_question_once(tmp_path, sample_store, embedder):
     assert (answer.confidence > 0) == bool(answer.evidence)
 
 
-@pytest.fixture
-def samples(tmp_path, sample_store, embedder, generator):
-    shutil.copy(sample_store, tmp_path / "s.db")
-    mem = Memory(tmp_path / "s.db", embedder=embedder, generator=generator)
-    yield mem
-    mem.close()
-
-
 DEMO_ANSWERS = {  # the demo's questions (src/engram/samples/questions.txt) and their answers
     "What is the nightly hotel cap in London under the Larkspur Analytics travel policy?": "€240",
     "How long should a minor burn be cooled under running water?": "20 minutes",
