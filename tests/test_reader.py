@@ -87,7 +87,6 @@ def test_auto_reader_extracts_for_the_local_model_and_generates_for_endpoints(ge
     assert isinstance(choose_reader("auto", generator), ExtractReader)
     remote = OpenAIGenerator(base_url="http://127.0.0.1:9/v1", model="m", api_key="k")
     assert isinstance(choose_reader("auto", remote), GenerateReader)
-    assert isinstance(choose_reader("auto", generator, persona=True), GenerateReader)
     assert isinstance(choose_reader("generate", generator), GenerateReader)
     with pytest.raises(EngramError, match="unknown reader"):
         choose_reader("summarise", generator)

@@ -196,13 +196,13 @@ def _best_sentence(answer: str, cited: list[Source]) -> tuple[list[Evidence], fl
     return [Evidence(best.text, source)], min(1.0, best.matched / len(terms))
 
 
-def choose_reader(name: str, generator: Generator, *, persona: bool = False) -> Reader:
-    """The reader for ``name`` (``auto`` decides by the generator; a persona wants its voice)."""
+def choose_reader(name: str, generator: Generator) -> Reader:
+    """The reader for ``name``; ``auto`` extracts with small local models that can score text."""
     if name not in READERS:
         raise EngramError(f"unknown reader {name!r}; use one of {', '.join(READERS)}")
     if name == "extract":
         return ExtractReader()
-    if name == "generate" or persona:
+    if name == "generate":
         return GenerateReader()
     return ExtractReader() if _is_small_scorer(generator) else GenerateReader()
 
