@@ -18,7 +18,10 @@ def _store(args: argparse.Namespace) -> str:
     return args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
 
 
-def _memory(args: argparse.Namespace, generator: str | None = None, **options: Any):
+def _memory(
+    args: argparse.Namespace, generator: str | None = None, create: bool = False, **options: Any
+):
+    """The Memory of ``--store``; only commands that write (``add``, ``demo``) create it."""
     from engram.memory import Memory
 
     if generator:
@@ -27,7 +30,7 @@ def _memory(args: argparse.Namespace, generator: str | None = None, **options: A
         options["threads"] = args.threads
     if getattr(args, "embedder", None):
         options["embedder"] = args.embedder
-    return Memory(_store(args), **options)
+    return Memory(_store(args), create=create, **options)
 
 
 def _meta(pairs: list[str]) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"max_file_mb": args.max_file_mb}
     if args.chunk_tokens:
         options["chunk_tokens"] = args.chunk_tokens
-    with _memory(args, **options) as mem:
+    with _memory(args, create=True, **options) as mem:
         items: list[Any] = []
         for p in args.paths:
             if p == "-":
@@ -299,7 +302,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from engram.samples import load_samples, sample_questions
 
-    with _memory(args) as mem:
+    with _memory(args, create=True) as mem:
         report = mem.add(load_samples())
         print(
             f"Sample corpus: {report.added} added, {report.unchanged} unchanged, "
@@ -356,6 +359,46 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
                 f"{r['exact_match']:6.3f} {r['f1']:6.3f}  {r['questions']}"
             )
     return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from engram.errors import StoreNotFoundError
+    from engram.store import open_store
+
+    try:
+        open_store(_store(args), create=False).close()
+        print(f"{_store(args)} already holds a store")
+    except StoreNotFoundError:
+        open_store(_store(args)).close()
+        print(f"created an empty store at {_store(args)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engram.check import check_store
+
+    findings = check_store(_store(args), repair=args.repair)
+    if args.json:
+        _print_json([f.__dict__ for f in findings])
+    else:
+        for f in findings:
+            print(f.line())
+    bad = [f for f in findings if not f.ok and not f.repaired]
+    if bad and not args.json:
+        hint = "" if args.repair else "; `engram check --repair` rebuilds damaged indexes"
+        print(f"engram: {len(bad)} problem(s) found{hint}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def add_store_parsers(sub: Any) -> None:
+    i = sub.add_parser("init", help="create an empty store (add also creates one)")
+    i.set_defaults(func=cmd_init)
+    c = sub.add_parser(
+        "check", help="verify the SQL store, its changelog and every index file's checksum"
+    )
+    c.add_argument("--repair", action="store_true", help="rebuild damaged indexes from the store")
+    c.add_argument("--json", action="store_true", help="print a JSON list of findings")
+    c.set_defaults(func=cmd_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -495,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)
+    add_store_parsers(sub)
     return p
 
 

@@ -79,8 +79,9 @@ class AddReport:
 class Memory:
     """A memory store: SQL rows plus keyword and vector retrieval.
 
-    ``path`` is a SQLite file (created if missing; derived index files live in
-    ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
+    ``path`` is a SQLite file (created if missing unless ``create=False``; derived index files
+    live in ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
+    With ``create=False`` a location holding no store raises ``StoreNotFoundError``.
     """
 
     def __init__(
@@ -90,13 +91,14 @@ class Memory:
         embedder: str | Embedder | None = None,
         generator: str | Generator | None = None,
         config: Config | None = None,
+        create: bool = True,
         **options: Any,
     ):
         self.config = (config or Config()).replace(**options) if options else (config or Config())
         if self.config.mode not in MODES:
             raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
         self.path = str(path)
-        self.store = open_store(self.path)
+        self.store = open_store(self.path, create=create)
         self._embedder_spec = embedder if embedder is not None else self.config.embedder
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator

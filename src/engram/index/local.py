@@ -28,7 +28,7 @@ EMPTY = object()  # a scope that matches nothing: skip retrieval
 class LocalIndexes:
     """The keyword and vector indexes of one SQLite store, kept in ``<store>.index/``."""
 
-    def __init__(self, store: SQLiteStore, config: Config):
+    def __init__(self, store: SQLiteStore, config: Config, load: bool = True):
         self.store, self.config = store, config
         index_dir = Path(store.path + ".index")
         self.keyword_index = KeywordIndex(
@@ -47,8 +47,9 @@ class LocalIndexes:
             threads=config.threads or 1,
         )
         self._unsaved = 0
-        for index in self.indexes:
+        for index in self.indexes if load else ():
             index.load()
+        self._repair = [i for i in self.indexes if i.damaged]  # saved once rebuilt
 
     @property
     def indexes(self) -> list[SegmentedIndex]:
@@ -106,6 +107,8 @@ class LocalIndexes:
                 self._apply(index, changes)
                 applied += len(changes)
         self._unsaved += applied
+        while self._repair:
+            self._repair.pop().save()
         if autosave and self._unsaved >= self.config.save_every_changes:
             self.save()
         return applied
@@ -163,6 +166,12 @@ class LocalIndexes:
         index.last_seq = head
         index.dirty = True
         index.freeze()
+        return n
+
+    def rebuild_and_save(self, index: SegmentedIndex) -> int:
+        """Rebuild one index from the store and save it; returns chunks indexed."""
+        n = self._rebuild(index)
+        index.save()
         return n
 
     def reindex(self) -> dict[str, int]:

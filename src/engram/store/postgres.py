@@ -26,7 +26,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from engram.errors import EmbeddingMismatchError, EngramError, IngestError
+from engram.errors import (
+    EmbeddingMismatchError,
+    EngramError,
+    IngestError,
+    StoreNotFoundError,
+)
 from engram.store.base import ChunkRecord, WriteResult
 from engram.store.filters import compile_where, metadata_path
 from engram.types import DEFAULT_NAMESPACE, Document
@@ -102,6 +107,7 @@ class PostgresStore:
         max_size: int = 8,
         timeout: float = 60.0,
         migrate: bool = True,
+        create: bool = True,
     ):
         self.url = url
         self.path = redact(url)
@@ -109,6 +115,8 @@ class PostgresStore:
         self._dim: int | None = None
         self.pgvector_version: tuple[int, ...] = (0,)
         try:
+            if not create:
+                self._require_schema()
             if migrate:
                 self.migrate()
             self.pool = ConnectionPool(
@@ -173,6 +181,16 @@ class PostgresStore:
 
     def schema_version(self) -> int:
         return int(self._one("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    def _require_schema(self) -> None:
+        """Raise ``StoreNotFoundError`` unless the database already holds an Engram schema."""
+        with psycopg.connect(self.url, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if row is None or row[0] is None:
+            raise StoreNotFoundError(
+                f"{self.path}: this database holds no Engram store "
+                "(`engram add` or `engram init` creates one)"
+            )
 
     def migrate(self) -> int:
         """Create the ``vector`` extension if needed and apply migrations forward."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engram.errors import EngramError
+from engram.errors import EngramError, StoreNotFoundError
 from engram.store.base import ChunkRecord, WriteResult
 from engram.store.filters import compile_where, json_path_literal, metadata_path
 from engram.types import Document
@@ -40,8 +40,19 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
 class SQLiteStore:
     """The embedded store. Safe for one writer and many readers across processes."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 60.0):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        timeout: float = 60.0,
+        create: bool = True,
+    ):
         self.path = str(path)
+        if not create and not Path(self.path).is_file():
+            raise StoreNotFoundError(
+                f"{self.path}: no Engram store here (`engram add` or `engram init` creates one)"
+            )
         if not readonly:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{Path(self.path).resolve()}{'?mode=ro' if readonly else ''}"
