@@ -597,6 +597,10 @@ MIXED_FILTERS = [
     {"$or": [{"v": {"$lt": 0}}, {"v": {"$gt": "a"}}]},
     {"v.a": 1},
     {"v.a": {"$exists": True}},
+    {"v": {"$gte": "2000-01-01"}},
+    {"v": {"$lt": "2030-01-01T00:00:00Z"}},
+    {"$not": {"v": {"$gte": "B"}}},
+    {"$not": {"v": {"$lt": "2030-01-01"}}},
 ]
 
 
@@ -739,3 +743,33 @@ def test_pg_rejects_text_it_cannot_store(tmp_path, cached_embedder):
         with pytest.raises(IngestError, match="doc-nul"):
             m.add({"id": "doc-nul", "text": "a NUL \x00 byte"})
         assert m.stats()["documents"] == 0
+
+
+# -- typed filters: a range compares values of one type ----------------------------------------
+def test_ranges_compare_values_of_one_type(open_memory):
+    m = open_memory()
+    years = {"y-unknown": "unknown", "y-2018": "2018", "y-2024": 2024, "y-2019": 2019}
+    dates = {"y-unknown": "soon", "y-2018": "2018-06-01", "y-2024": "2024-02-29T10:00:00Z"}
+    m.add(
+        [
+            Document(
+                id=key,
+                text=f"Yearly review {key}.",
+                metadata={"year": year, **({"when": dates[key]} if key in dates else {})},
+            )
+            for key, year in years.items()
+        ]
+    )
+
+    def found(where):
+        return sorted(doc_ids(m.search("yearly review", k=10, mode="keyword", where=where)))
+
+    assert found("year>=2020") == ["y-2024"]
+    assert found({"year": {"$lt": 2020}}) == ["y-2019"]  # the text "2018" is not a number
+    assert found("when>=2020-01-01") == ["y-2024"]  # "soon" is not a date
+    assert found({"when": {"$lt": "2020-01-01"}}) == ["y-2018"]
+    assert found("year<'z'") == ["y-2018", "y-unknown"]  # quoted: text with text only
+    with pytest.raises(FilterError, match="not a number"):
+        m.search("yearly review", where="year>=abc")
+    with pytest.raises(FilterError, match="compare numbers, ISO dates or text"):
+        m.search("yearly review", where={"year": {"$gte": True}})
