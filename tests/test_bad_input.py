@@ -79,3 +79,20 @@ def test_bad_file_in_a_folder_is_skipped_and_reported(mem, tmp_path):
     report = mem.add(Path(folder), on_error="skip")
     assert report.added == 1 and len(report.errors) == 1 and "bad.txt" in report.errors[0]
     assert mem.search("penguins", mode="keyword")[0].title == "Good"
+
+
+@pytest.mark.parametrize("query", ["", "   ", "?!", "... -- ,,,"])
+def test_empty_or_punctuation_query_is_an_error(mem, query, capsys, monkeypatch):
+    from engram.cli import main
+    from engram.errors import QueryError
+
+    for mode in ("hybrid", "keyword", "vector"):
+        with pytest.raises(QueryError, match="at least one letter or digit"):
+            mem.search(query, mode=mode)
+    with pytest.raises(QueryError):
+        mem.ask(query)
+    mem.save()
+    monkeypatch.setenv("ENGRAM_STORE", mem.path)
+    assert main(["search", query]) == 1
+    assert "empty query" in capsys.readouterr().err
+    assert mem.search("uniq7", k=1, mode="keyword")  # a real query still works

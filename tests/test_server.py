@@ -335,6 +335,7 @@ BAD_SEARCHES = [
     ({"query": "x", "k": 1.5}, 422, "k"),
     ({"query": 5}, 422, "query"),
     ({"query": ""}, 422, "query"),
+    ({"query": " ?!... "}, 422, "empty query"),
     ({"k": 3}, 422, "query"),
     ({"query": "x", "mode": "telepathy"}, 422, "mode"),
     ({"query": "x", "alpha": 2}, 422, "alpha"),

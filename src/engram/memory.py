@@ -16,7 +16,13 @@ import numpy as np
 
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
-from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
+from engram.errors import (
+    EmbeddingMismatchError,
+    EngramError,
+    IngestError,
+    NamespaceError,
+    QueryError,
+)
 from engram.index.keyword import KeywordIndex
 from engram.index.local import EMPTY, open_retrieval
 from engram.index.vector import FlatVectorIndex
@@ -42,6 +48,22 @@ def check_namespace(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def has_words(text: Any) -> bool:
+    """Whether ``text`` holds a letter or digit: something a query can search for."""
+    return isinstance(text, str) and any(ch.isalnum() for ch in text)
+
+
+def check_query(query: Any) -> str:
+    """``query`` itself, or ``QueryError`` when it is empty or only punctuation."""
+    if not has_words(query):
+        raise QueryError(
+            f"empty query {query!r}: a query needs at least one letter or digit"
+            if isinstance(query, str)
+            else f"a query must be text, got {type(query).__name__}"
+        )
+    return query
 
 
 def content_hash(*parts: str) -> str:
@@ -454,6 +476,8 @@ class Memory:
             raise EngramError(f"alpha must be between 0 and 1, got {alpha}")
         if not isinstance(k, int) or k < 1:
             raise EngramError(f"k must be a positive integer, got {k!r}")
+        if not (mode == "vector" and query_vector is not None):  # a vector needs no words
+            check_query(query)
         namespaces = self._resolve_namespaces(namespace)
         where = parse_where(where)
         self.sync()
