@@ -85,16 +85,31 @@ def cmd_add(args: argparse.Namespace) -> int:
             progress=not args.quiet and sys.stderr.isatty(),
             on_error="skip",
         )
+    return _add_summary(args, report)
+
+
+def _add_summary(args: argparse.Namespace, report: Any) -> int:
+    """Print what ``add`` did, each skipped input once; the exit status: 1 when inputs were
+    skipped and nothing was read (or any skip under ``--strict``)."""
     if args.json:
         _print_json(report.to_dict())
     else:
+        sources = len(report.by_source)
+        skipped = (
+            f"; skipped {report.skipped} inputs ({sources} source{'s' * (sources != 1)})"
+            if report.skipped
+            else ""
+        )
         print(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-            f"empty {report.empty}; {report.chunks} chunks ({report.embedded} embedded)"
+            f"empty {report.empty}; {report.chunks} chunks ({report.embedded} embedded)" + skipped
         )
-        for err in report.errors:
-            print(f"skipped: {err}", file=sys.stderr)
-    return 1 if report.errors else 0
+        for line in report.skip_summary():
+            print(f"skipped: {line}", file=sys.stderr)
+    read = report.added + report.updated + report.unchanged + report.empty
+    if report.skipped and (getattr(args, "strict", False) or not read):
+        return 1
+    return 0
 
 
 def _snippet(text: str, width: int = 160) -> str:
@@ -429,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-file-mb", type=float, default=20.0, help="refuse larger files")
     a.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default 200)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--strict", action="store_true", help="exit 1 when any input is skipped (default: 0)"
+    )
     a.add_argument("--json", action="store_true", help="print the report as JSON")
     a.set_defaults(func=cmd_add)
 

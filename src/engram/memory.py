@@ -92,10 +92,31 @@ class AddReport:
     empty: int = 0
     chunks: int = 0
     embedded: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # every skipped input, with its reason
+    by_source: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def skip(self, error: IngestError) -> None:
+        self.errors.append(str(error))
+        self.by_source.setdefault(error.source or "input", []).append(str(error))
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    def skip_summary(self) -> list[str]:
+        """One line per source that had skips: the reason, or a count and the first reason
+        (a JSON array of 43 rows without text gives one line, not 43)."""
+        lines = []
+        for source, reasons in self.by_source.items():
+            if len(reasons) == 1:
+                lines.append(reasons[0])
+            else:
+                lines.append(f"{source}: {len(reasons)} records skipped; first: {reasons[0]}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "by_source"}
+        return {**out, "skipped": self.skipped}
 
 
 class Memory:
@@ -232,9 +253,7 @@ class Memory:
 
         check_namespace(namespace)
         report = AddReport()
-
-        def skip(err: IngestError) -> None:
-            report.errors.append(str(err))
+        skip = report.skip
 
         def documents() -> Iterator[Document]:
             batch = items if isinstance(items, list | tuple) else [items]
