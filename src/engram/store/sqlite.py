@@ -244,6 +244,18 @@ class SQLiteStore:
                 ),
             ).lastrowid
             status = "added"
+        added = self._insert_chunks(conn, doc_id, chunks, model, now)
+        return WriteResult(doc_id, status, added, deleted)
+
+    @staticmethod
+    def _insert_chunks(
+        conn: sqlite3.Connection,
+        doc_id: int,
+        chunks: Sequence[ChunkRecord],
+        model: str,
+        now: float,
+    ) -> list[int]:
+        """Insert chunks and vectors of document ``doc_id`` and log them; their new ids."""
         added = []
         for rec in chunks:
             vec = np.ascontiguousarray(rec.vector, dtype=np.float32)
@@ -268,7 +280,29 @@ class SQLiteStore:
             "INSERT INTO changes(op, chunk_id, at) VALUES ('add', ?, ?)",
             [(i, now) for i in added],
         )
-        return WriteResult(doc_id, status, added, deleted)
+        return added
+
+    def document_state(self, namespace: str, doc_key: str) -> tuple[int, str] | None:
+        """``(id, content_hash)`` of a document, or None."""
+        row = self.conn.execute(
+            "SELECT id, content_hash FROM documents WHERE namespace=? AND doc_key=?",
+            (namespace, doc_key),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def chunk_positions(self, doc_id: int) -> set[int]:
+        rows = self.conn.execute("SELECT position FROM chunks WHERE document_id=?", (doc_id,))
+        return {r[0] for r in rows}
+
+    def append_chunks(self, doc_id: int, chunks: Sequence[ChunkRecord], model: str) -> list[int]:
+        """Add chunks to a stored document in one transaction (large documents are written in
+        bounded batches); returns the new chunk ids."""
+        with self.transaction() as conn:
+            return self._insert_chunks(conn, doc_id, chunks, model, time.time())
+
+    def set_content_hash(self, doc_id: int, content_hash: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE documents SET content_hash=? WHERE id=?", (content_hash, doc_id))
 
     def delete(
         self,
