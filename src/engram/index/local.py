@@ -8,6 +8,7 @@ changelog; a server backend would answer the same calls inside its database.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
 from engram.store.sqlite import SQLiteStore
 from engram.types import DEFAULT_NAMESPACE
+
+log = logging.getLogger(__name__)
 
 EMPTY = object()  # a scope that matches nothing: skip retrieval
 
@@ -85,8 +88,17 @@ class LocalIndexes:
 
     # -- upkeep ---------------------------------------------------------------------------
     def save(self) -> None:
+        """Save every index. A failed save (a full disk) is logged, not raised: the store is
+        the truth, the last saved files stay valid, and the index catches up on next open."""
         for index in self.indexes:
-            index.save()
+            try:
+                index.save()
+            except OSError as exc:
+                log.warning(
+                    "%s index not saved (%s); it catches up from the store on the next open",
+                    index.kind,
+                    exc.strerror or exc,
+                )
         self._unsaved = 0
 
     def sync(self, autosave: bool = True) -> int:
