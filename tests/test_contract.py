@@ -774,3 +774,15 @@ def test_ranges_compare_values_of_one_type(open_memory):
         m.search("yearly review", where="year>=abc")
     with pytest.raises(FilterError, match="compare numbers, ISO dates or text"):
         m.search("yearly review", where={"year": {"$gte": True}})
+
+
+def test_large_document_is_written_in_batches(open_memory):
+    """More than 4 * embed_batch chunks: several transactions (append_chunks), one document."""
+    m = open_memory(embed_batch=2, chunk_tokens=24)  # 8 chunks per transaction
+    text = " ".join(f"Entry {i} notes that lamp {i} glows over bench {i * 3}." for i in range(40))
+    report = m.add([Document(id="long", text=text)])
+    assert report.added == 1 and report.chunks > 16
+    assert m.stats()["chunks"] == report.chunks and m.stats()["documents"] == 1
+    assert m.add([Document(id="long", text=text)]).unchanged == 1
+    hits = m.search("lamp 37 glows", k=1, mode="keyword")
+    assert doc_ids(hits) == ["long"] and "37" in hits[0].text
