@@ -81,3 +81,18 @@ def test_check_finds_an_index_that_disagrees_with_the_changelog(tmp_path, capsys
     shutil.copytree(tmp_path / "a.db.index", tmp_path / "b.db.index")
     code, out, _ = run(capsys, "--store", str(tmp_path / "b.db"), "check")
     assert code == 1 and "holds 1 rows it should not" in out
+
+
+def test_check_on_postgres(tmp_path, capsys, embedder):
+    from pg import pg_url, store_location
+
+    pg_url()
+    with store_location("postgres", tmp_path, "check") as url:
+        code, _, err = run(capsys, "--store", url, "check")
+        assert code == 1 and "holds no Engram store" in err  # an empty schema: nothing created
+        with Memory(url, embedder=embedder) as mem:
+            mem.add(["Herons hunt fish.", "Owls hunt mice."])
+            mem.delete(mem.search("owls", k=1, mode="keyword")[0].doc_id)
+        code, out, _ = run(capsys, "--store", url, "check")
+        assert code == 0 and "changelog: ok (1 chunks" in out, out
+        assert "indexes: ok (kept inside the database)" in out

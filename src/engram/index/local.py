@@ -91,15 +91,19 @@ class LocalIndexes:
         """Save every index. A failed save (a full disk) is logged, not raised: the store is
         the truth, the last saved files stay valid, and the index catches up on next open."""
         for index in self.indexes:
-            try:
-                index.save()
-            except OSError as exc:
-                log.warning(
-                    "%s index not saved (%s); it catches up from the store on the next open",
-                    index.kind,
-                    exc.strerror or exc,
-                )
+            self._save_one(index)
         self._unsaved = 0
+
+    @staticmethod
+    def _save_one(index: SegmentedIndex) -> None:
+        try:
+            index.save()
+        except OSError as exc:
+            log.warning(
+                "%s index not saved (%s); it catches up from the store on the next open",
+                index.kind,
+                exc.strerror or exc,
+            )
 
     def sync(self, autosave: bool = True) -> int:
         """Bring every index up to the store's changelog; returns changes applied. With
@@ -120,7 +124,7 @@ class LocalIndexes:
                 applied += len(changes)
         self._unsaved += applied
         while self._repair:
-            self._repair.pop().save()
+            self._save_one(self._repair.pop())
         if autosave and self._unsaved >= self.config.save_every_changes:
             self.save()
         return applied
