@@ -6,12 +6,14 @@ checked against their checksums)::
 Builds ``--rows`` synthetic documents (random 384-dim unit vectors, an HNSW graph) once under
 ``--work``, then opens the store ``--repeat`` times in this process (warm page cache) and prints
 a JSON line: median and max open seconds, the index files' total size, and the source tree used.
-Run it once with each source tree on ``PYTHONPATH`` to compare two versions.
+Run it once with each source tree on ``PYTHONPATH`` to compare two versions (each gets its own
+store; ``--store PATH`` times an existing one again).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import statistics
@@ -53,13 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--work", default="/tmp/engram-open-bench")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--store", help="time this existing store instead (built by this script)")
     a = p.parse_args(argv)
     import engram
     from engram.embed.precomputed import PrecomputedEmbedder
     from engram.memory import Memory
 
     src = str(Path(engram.__file__).resolve().parents[2])
-    path = Path(a.work) / f"n{a.rows}-{abs(hash(src)) % 10**6}" / "engram.db"
+    tag = hashlib.sha256(src.encode()).hexdigest()[:8]  # one store per source tree
+    path = Path(a.store) if a.store else Path(a.work) / f"n{a.rows}-{tag}" / "engram.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if not path.exists():
