@@ -4,6 +4,7 @@ is detected on open and the index rebuilt; results are those of an undamaged sto
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -110,3 +111,25 @@ def test_verify_reports_damage_without_loading(template, tmp_path, embedder):
     problems = index.verify()
     assert len(problems) == 1 and vec.name in problems[0]
     del path
+
+
+def test_reopen_hashes_only_changed_files_and_sees_in_place_damage(
+    template, tmp_path, embedder, monkeypatch
+):
+    from engram.index import base
+
+    path = _copy(template[0], tmp_path)
+    Memory(path, embedder=embedder, ann="hnsw").close()  # verifies every file, records stamps
+    calls = []
+    real = base.file_checksum
+    monkeypatch.setattr(base, "file_checksum", lambda p: calls.append(p.name) or real(p))
+    with Memory(path, embedder=embedder, ann="hnsw") as mem:
+        assert calls == [] and not mem.vector.damaged  # nothing changed: nothing re-read
+    vec = next((tmp_path / "t.db.index" / "vector" / "segments").glob("*.vec.npy"))
+    before = vec.stat()
+    data = bytearray(vec.read_bytes())
+    data[-9] ^= 0x10
+    vec.write_bytes(bytes(data))
+    os.utime(vec, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime
+    with Memory(path, embedder=embedder, ann="hnsw") as mem:
+        assert calls[0] == vec.name and mem.vector.damaged == [vec.name]  # the ctime moved

@@ -73,6 +73,14 @@ def manifest_checksum(manifest: dict[str, Any]) -> str:
     return f"crc32:{zlib.crc32(json.dumps(body, sort_keys=True).encode()):08x}"
 
 
+STAMPS = "VERIFIED.json"  # per file: size, mtime, ctime, inode and checksum when last verified
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -243,20 +251,47 @@ class SegmentedIndex:
             raise IndexDamage(f"{name} fails its checksum")
         return manifest
 
-    def _bad_files(self, manifest: dict[str, Any]) -> list[str]:
-        """Names of the files whose checksum differs from the manifest's (or are missing)."""
+    def _bad_files(self, manifest: dict[str, Any], full: bool = False) -> list[str]:
+        """Names of the files whose checksum differs from the manifest's (or are missing).
+
+        A file whose size, mtime, ctime and inode are those recorded when it last verified
+        (``VERIFIED.json``) is not read again, unless ``full``: any write to a file changes its
+        ctime, so reopening a large store re-hashes only the files written since."""
         seg_dir = self.directory / "segments"
+        stamps = {} if full else self._read_stamps()
+        verified: dict[str, list] = {}
         bad = []
         for fname, expected in manifest["checksums"].items():
             try:
-                actual = file_checksum(seg_dir / fname)
+                stamp = [*_stat_key(seg_dir / fname), expected]
+                if stamps.get(fname) != stamp and file_checksum(seg_dir / fname) != expected:
+                    bad.append(fname)
+                    continue
             except OSError:
-                actual = None
-            if actual != expected:
                 bad.append(fname)
+                continue
+            verified[fname] = stamp
+        if verified != stamps:
+            self._write_stamps(verified)
         stems = {f.split(".")[0] for f in manifest["checksums"]}
         bad += sorted(s for s in self._kept_stems(manifest) if s not in stems)
         return bad
+
+    def _read_stamps(self) -> dict[str, list]:
+        try:
+            stamps = json.loads((self.directory / STAMPS).read_text())
+            return stamps if isinstance(stamps, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write_stamps(self, stamps: dict[str, list]) -> None:
+        """Best effort (a read-only folder just means hashing again next time)."""
+        tmp = self.directory / f"{STAMPS}.{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.write_text(json.dumps(stamps))
+            os.replace(tmp, self.directory / STAMPS)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def verify(self) -> list[str]:
         """Problems found in the saved files (empty when every checksum holds)."""
@@ -267,7 +302,8 @@ class SegmentedIndex:
                 manifest = self._read_manifest()
                 if manifest.get("format") != FORMAT:
                     return [f"format {manifest.get('format')} has no checksums"]
-                return [f"segments/{f} fails its checksum" for f in self._bad_files(manifest)]
+                bad = self._bad_files(manifest, full=True)
+                return [f"segments/{f} fails its checksum" for f in bad]
             except Exception as exc:
                 return [f"manifest unreadable ({exc})"]
 
