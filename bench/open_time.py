@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
                 "rows": a.rows,
                 "source": src,
                 "build_s": round(build_s, 1),
+                "open_s_first": round(times[0], 3),
                 "open_s_median": round(statistics.median(times), 3),
                 "open_s_max": round(max(times), 3),
                 "index_bytes": size,
