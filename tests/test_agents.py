@@ -448,6 +448,9 @@ def test_chat_over_a_pipe(tmp_path):
     persona = tmp_path / "persona.txt"
     persona.write_text("You are Ada, a friendly assistant who keeps answers short.")
     store = tmp_path / "chat.db"
+    from engram.store import open_store
+
+    open_store(store).close()  # chat never creates a store (`engram init` does)
     run = subprocess.run(
         [sys.executable, "-c", CHAT_HARNESS, "--store", str(store), "--threads", "1"]
         + ["chat", "--namespace", "ada", "--persona", str(persona)],

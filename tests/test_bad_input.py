@@ -17,8 +17,10 @@ def _count(mem) -> int:
 def test_empty_file_is_handled(mem, tmp_path):
     f = tmp_path / "empty.txt"
     f.write_text("")
-    report = mem.add(f)
-    assert report.added == 0 and not report.errors
+    (tmp_path / "blank.md").write_text("  \n\t\n")
+    report = mem.add([f, tmp_path / "blank.md"])
+    assert report.added == 0 and report.skipped == 2  # reported, not silently dropped
+    assert "empty.txt: no text to add" in report.errors[0] and "blank.md" in report.errors[1]
     assert _count(mem) == 60
 
 
@@ -79,3 +81,43 @@ def test_bad_file_in_a_folder_is_skipped_and_reported(mem, tmp_path):
     report = mem.add(Path(folder), on_error="skip")
     assert report.added == 1 and len(report.errors) == 1 and "bad.txt" in report.errors[0]
     assert mem.search("penguins", mode="keyword")[0].title == "Good"
+
+
+@pytest.mark.parametrize("query", ["", "   ", "?!", "... -- ,,,"])
+def test_empty_or_punctuation_query_is_an_error(mem, query, capsys, monkeypatch):
+    from engram.cli import main
+    from engram.errors import QueryError
+
+    for mode in ("hybrid", "keyword", "vector"):
+        with pytest.raises(QueryError, match="at least one letter or digit"):
+            mem.search(query, mode=mode)
+    with pytest.raises(QueryError):
+        mem.ask(query)
+    mem.save()
+    monkeypatch.setenv("ENGRAM_STORE", mem.path)
+    assert main(["search", query]) == 1
+    assert "empty query" in capsys.readouterr().err
+    assert mem.search("uniq7", k=1, mode="keyword")  # a real query still works
+
+
+def test_folder_walk_reports_each_skip_once_and_exits_0(tmp_path, capsys, monkeypatch, embedder):
+    from engram.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\nPenguins huddle together to keep warm.")
+    (folder / "empty.txt").write_text("")
+    (folder / "blank.txt").write_text("   \n\n ")
+    (folder / "rows.json").write_text(json.dumps([{"name": f"r{i}"} for i in range(43)]))
+    (folder / "bad.txt").write_bytes(b"ok \xc3\x28 broken")
+    monkeypatch.setenv("ENGRAM_STORE", str(tmp_path / "s.db"))
+    assert main(["add", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert "added 1," in out and "skipped 46 inputs (4 sources)" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("skipped: ") for line in lines), lines
+    assert any("rows.json: 43 records skipped; first:" in line for line in lines)
+    assert any("empty.txt: no text to add" in line for line in lines)
+    assert main(["add", str(folder), "--strict"]) == 1  # skips are errors under --strict
+    capsys.readouterr()
+    assert main(["add", str(folder / "rows.json")]) == 1  # nothing at all could be read

@@ -17,7 +17,7 @@ import pytest
 from pg import BACKENDS, CachingEmbedder, pg_url, store_location
 
 from corpus import corpus
-from engram.errors import EmbeddingMismatchError, FilterError, NamespaceError
+from engram.errors import EmbeddingMismatchError, FilterError, NamespaceError, QueryError
 from engram.memory import Memory
 from engram.types import Document
 
@@ -235,8 +235,9 @@ def test_vector_scores_are_cosines(ro):
 
 def test_empty_query_terms(ro):
     assert ro.search("the and of", k=5, mode="keyword") == []
-    assert ro.search("!!! ??? ***", k=5, mode="keyword") == []
-    assert len(ro.search("!!! ???", k=5, mode="vector")) == 5
+    for mode in MODES:  # nothing to search for: an error, not arbitrary hits
+        with pytest.raises(QueryError, match="at least one letter or digit"):
+            ro.search("!!! ??? ***", k=5, mode=mode)
 
 
 def test_reindex_keeps_results(mem):
@@ -398,7 +399,7 @@ def test_select_documents_and_metadata_max(ro):
 
 
 def test_hostile_query_text_is_data(ro):
-    for query in ("') | ('a", "x & !y | (z:*", "'; DROP TABLE chunks; --", "a\\b <-> c", "\x01"):
+    for query in ("') | ('a", "x & !y | (z:*", "'; DROP TABLE chunks; --", "a\\b <-> c", "\x01a"):
         for mode in MODES:
             ro.search(query, k=5, mode=mode)
     assert ro.stats()["chunks"] == 60
@@ -597,6 +598,10 @@ MIXED_FILTERS = [
     {"$or": [{"v": {"$lt": 0}}, {"v": {"$gt": "a"}}]},
     {"v.a": 1},
     {"v.a": {"$exists": True}},
+    {"v": {"$gte": "2000-01-01"}},
+    {"v": {"$lt": "2030-01-01T00:00:00Z"}},
+    {"$not": {"v": {"$gte": "B"}}},
+    {"$not": {"v": {"$lt": "2030-01-01"}}},
 ]
 
 
@@ -739,3 +744,45 @@ def test_pg_rejects_text_it_cannot_store(tmp_path, cached_embedder):
         with pytest.raises(IngestError, match="doc-nul"):
             m.add({"id": "doc-nul", "text": "a NUL \x00 byte"})
         assert m.stats()["documents"] == 0
+
+
+# -- typed filters: a range compares values of one type ----------------------------------------
+def test_ranges_compare_values_of_one_type(open_memory):
+    m = open_memory()
+    years = {"y-unknown": "unknown", "y-2018": "2018", "y-2024": 2024, "y-2019": 2019}
+    dates = {"y-unknown": "soon", "y-2018": "2018-06-01", "y-2024": "2024-02-29T10:00:00Z"}
+    m.add(
+        [
+            Document(
+                id=key,
+                text=f"Yearly review {key}.",
+                metadata={"year": year, **({"when": dates[key]} if key in dates else {})},
+            )
+            for key, year in years.items()
+        ]
+    )
+
+    def found(where):
+        return sorted(doc_ids(m.search("yearly review", k=10, mode="keyword", where=where)))
+
+    assert found("year>=2020") == ["y-2024"]
+    assert found({"year": {"$lt": 2020}}) == ["y-2019"]  # the text "2018" is not a number
+    assert found("when>=2020-01-01") == ["y-2024"]  # "soon" is not a date
+    assert found({"when": {"$lt": "2020-01-01"}}) == ["y-2018"]
+    assert found("year<'z'") == ["y-2018", "y-unknown"]  # quoted: text with text only
+    with pytest.raises(FilterError, match="not a number"):
+        m.search("yearly review", where="year>=abc")
+    with pytest.raises(FilterError, match="compare numbers, ISO dates or text"):
+        m.search("yearly review", where={"year": {"$gte": True}})
+
+
+def test_large_document_is_written_in_batches(open_memory):
+    """More than 4 * embed_batch chunks: several transactions (append_chunks), one document."""
+    m = open_memory(embed_batch=2, chunk_tokens=24)  # 8 chunks per transaction
+    text = " ".join(f"Entry {i} notes that lamp {i} glows over bench {i * 3}." for i in range(40))
+    report = m.add([Document(id="long", text=text)])
+    assert report.added == 1 and report.chunks > 16
+    assert m.stats()["chunks"] == report.chunks and m.stats()["documents"] == 1
+    assert m.add([Document(id="long", text=text)]).unchanged == 1
+    hits = m.search("lamp 37 glows", k=1, mode="keyword")
+    assert doc_ids(hits) == ["long"] and "37" in hits[0].text

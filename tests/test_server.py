@@ -335,6 +335,7 @@ BAD_SEARCHES = [
     ({"query": "x", "k": 1.5}, 422, "k"),
     ({"query": 5}, 422, "query"),
     ({"query": ""}, 422, "query"),
+    ({"query": " ?!... "}, 422, "empty query"),
     ({"k": 3}, 422, "query"),
     ({"query": "x", "mode": "telepathy"}, 422, "mode"),
     ({"query": "x", "alpha": 2}, 422, "alpha"),
@@ -581,6 +582,9 @@ def test_refuses_public_bind_without_keys(tmp_path):
     check_bind("127.0.0.1", 0)
     check_bind("0.0.0.0", 1)
     store = str(tmp_path / "open.db")
+    with pytest.raises(EngramError, match="no Engram store here"):  # serve never creates one
+        _run(["--store", store, "serve", "--host", "0.0.0.0", "--port", "1"])
+    KeyStore(store).close()  # creates the store, with no keys
     with pytest.raises(EngramError, match="refusing to listen on 0.0.0.0: no API keys"):
         _run(["--store", store, "serve", "--host", "0.0.0.0", "--port", "1"])
 

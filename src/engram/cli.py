@@ -19,7 +19,10 @@ def _store(args: argparse.Namespace) -> str:
     return args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
 
 
-def _memory(args: argparse.Namespace, generator: str | None = None, **options: Any):
+def _memory(
+    args: argparse.Namespace, generator: str | None = None, create: bool = False, **options: Any
+):
+    """The Memory of ``--store``; only commands that write (``add``, ``demo``) create it."""
     from engram.memory import Memory
 
     if generator:
@@ -28,7 +31,7 @@ def _memory(args: argparse.Namespace, generator: str | None = None, **options: A
         options["threads"] = args.threads
     if getattr(args, "embedder", None):
         options["embedder"] = args.embedder
-    return Memory(_store(args), **options)
+    return Memory(_store(args), create=create, **options)
 
 
 def _meta(pairs: list[str]) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"max_file_mb": args.max_file_mb}
     if args.chunk_tokens:
         options["chunk_tokens"] = args.chunk_tokens
-    with _memory(args, **options) as mem:
+    with _memory(args, create=True, **options) as mem:
         items: list[Any] = []
         for p in args.paths:
             if p == "-":
@@ -83,18 +86,33 @@ def cmd_add(args: argparse.Namespace) -> int:
             progress=not args.quiet and sys.stderr.isatty(),
             on_error="skip",
         )
+    return _add_summary(args, report)
+
+
+def _add_summary(args: argparse.Namespace, report: Any) -> int:
+    """Print what ``add`` did, each skipped input once; the exit status: 1 when inputs were
+    skipped and nothing was read (or any skip under ``--strict``)."""
     if args.json:
         _print_json(report.to_dict())
     else:
+        sources = len(report.by_source)
+        skipped = (
+            f"; skipped {report.skipped} inputs ({sources} source{'s' * (sources != 1)})"
+            if report.skipped
+            else ""
+        )
         print(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-            f"empty {report.empty}; {report.chunks} chunks ({report.embedded} embedded)"
+            f"empty {report.empty}; {report.chunks} chunks ({report.embedded} embedded)" + skipped
         )
-        for err in report.errors:
-            print(f"skipped: {err}", file=sys.stderr)
+        for line in report.skip_summary():
+            print(f"skipped: {line}", file=sys.stderr)
         for entry in report.ignored:
             print(f"not ingested: {entry}", file=sys.stderr)
-    return 1 if report.errors else 0
+    read = report.added + report.updated + report.unchanged + report.empty
+    if report.skipped and (getattr(args, "strict", False) or not read):
+        return 1
+    return 0
 
 
 def _snippet(text: str, width: int = 160) -> str:
@@ -312,7 +330,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from engram.samples import load_samples, sample_questions
 
-    with _memory(args) as mem:
+    with _memory(args, create=True) as mem:
         report = mem.add(load_samples())
         print(
             f"Sample corpus: {report.added} added, {report.unchanged} unchanged, "
@@ -382,7 +400,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
 def cmd_eval_answers(args: argparse.Namespace) -> int:
     from engram.evaluate.answers import evaluate_answers
 
-    with _memory(args) as mem:
+    with _memory(args, create=args.samples) as mem:
         if args.samples:
             from engram.samples import load_samples
 
@@ -400,6 +418,46 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         f"{report['abstained_right']}/{report['unanswerable']}"
     )
     return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from engram.errors import StoreNotFoundError
+    from engram.store import open_store
+
+    try:
+        open_store(_store(args), create=False).close()
+        print(f"{_store(args)} already holds a store")
+    except StoreNotFoundError:
+        open_store(_store(args)).close()
+        print(f"created an empty store at {_store(args)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engram.check import check_store
+
+    findings = check_store(_store(args), repair=args.repair)
+    if args.json:
+        _print_json([f.__dict__ for f in findings])
+    else:
+        for f in findings:
+            print(f.line())
+    bad = [f for f in findings if not f.ok and not f.repaired]
+    if bad and not args.json:
+        hint = "" if args.repair else "; `engram check --repair` rebuilds damaged indexes"
+        print(f"engram: {len(bad)} problem(s) found{hint}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def add_store_parsers(sub: Any) -> None:
+    i = sub.add_parser("init", help="create an empty store (add also creates one)")
+    i.set_defaults(func=cmd_init)
+    c = sub.add_parser(
+        "check", help="verify the SQL store, its changelog and every index file's checksum"
+    )
+    c.add_argument("--repair", action="store_true", help="rebuild damaged indexes from the store")
+    c.add_argument("--json", action="store_true", help="print a JSON list of findings")
+    c.set_defaults(func=cmd_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -430,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-file-mb", type=float, default=20.0, help="refuse larger files")
     a.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default 200)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--strict", action="store_true", help="exit 1 when any input is skipped (default: 0)"
+    )
     a.add_argument("--json", action="store_true", help="print the report as JSON")
     a.set_defaults(func=cmd_add)
 
@@ -565,7 +626,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)
-    add_sql_parser(sub)
+        for line in report.skip_summary():
+            print(f"skipped: {line}", file=sys.stderr)
+        for entry in report.ignored:
+            print(f"not ingested: {entry}", file=sys.stderr)
+    read = report.added + report.updated + report.unchanged + report.empty
+    if report.skipped and (getattr(args, "strict", False) or not read):
+        return 1
+    return 0
     return p
 
 

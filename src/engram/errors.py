@@ -15,6 +15,14 @@ class IngestError(EngramError):
         self.line = line
 
 
+class StoreNotFoundError(EngramError):
+    """A store location that holds no store, opened by a command that does not create one."""
+
+
+class QueryError(EngramError):
+    """A query with nothing to search for: empty, or only punctuation and spaces."""
+
+
 class FilterError(EngramError):
     """A ``where`` filter that is not valid filter syntax."""
 

@@ -16,7 +16,13 @@ import numpy as np
 
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
-from engram.errors import EmbeddingMismatchError, EngramError, IngestError, NamespaceError
+from engram.errors import (
+    EmbeddingMismatchError,
+    EngramError,
+    IngestError,
+    NamespaceError,
+    QueryError,
+)
 from engram.index.analyzer import analyze
 from engram.index.keyword import KeywordIndex
 from engram.index.local import EMPTY, open_retrieval
@@ -45,6 +51,22 @@ def check_namespace(name: str) -> str:
     return name
 
 
+def has_words(text: Any) -> bool:
+    """Whether ``text`` holds a letter or digit: something a query can search for."""
+    return isinstance(text, str) and any(ch.isalnum() for ch in text)
+
+
+def check_query(query: Any) -> str:
+    """``query`` itself, or ``QueryError`` when it is empty or only punctuation."""
+    if not has_words(query):
+        raise QueryError(
+            f"empty query {query!r}: a query needs at least one letter or digit"
+            if isinstance(query, str)
+            else f"a query must be text, got {type(query).__name__}"
+        )
+    return query
+
+
 def content_hash(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -71,18 +93,40 @@ class AddReport:
     empty: int = 0
     chunks: int = 0
     embedded: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # every skipped input, with its reason
     ignored: list[str] = field(default_factory=list)  # folder entries not read, with why
+    by_source: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def skip(self, error: IngestError) -> None:
+        self.errors.append(str(error))
+        self.by_source.setdefault(error.source or "input", []).append(str(error))
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    def skip_summary(self) -> list[str]:
+        """One line per source that had skips: the reason, or a count and the first reason
+        (a JSON array of 43 rows without text gives one line, not 43)."""
+        lines = []
+        for source, reasons in self.by_source.items():
+            if len(reasons) == 1:
+                lines.append(reasons[0])
+            else:
+                lines.append(f"{source}: {len(reasons)} records skipped; first: {reasons[0]}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "by_source"}
+        return {**out, "skipped": self.skipped}
 
 
 class Memory:
     """A memory store: SQL rows plus keyword and vector retrieval.
 
-    ``path`` is a SQLite file (created if missing; derived index files live in
-    ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
+    ``path`` is a SQLite file (created if missing unless ``create=False``; derived index files
+    live in ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
+    With ``create=False`` a location holding no store raises ``StoreNotFoundError``.
     """
 
     def __init__(
@@ -92,13 +136,14 @@ class Memory:
         embedder: str | Embedder | None = None,
         generator: str | Generator | None = None,
         config: Config | None = None,
+        create: bool = True,
         **options: Any,
     ):
         self.config = (config or Config()).replace(**options) if options else (config or Config())
         if self.config.mode not in MODES:
             raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
         self.path = str(path)
-        self.store = open_store(self.path)
+        self.store = open_store(self.path, create=create)
         self._embedder_spec = embedder if embedder is not None else self.config.embedder
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
@@ -210,9 +255,7 @@ class Memory:
 
         check_namespace(namespace)
         report = AddReport()
-
-        def skip(err: IngestError) -> None:
-            report.errors.append(str(err))
+        skip = report.skip
 
         def documents() -> Iterator[Document]:
             batch = items if isinstance(items, list | tuple) else [items]
@@ -256,7 +299,7 @@ class Memory:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(unit=" chunks", desc="embedding", leave=False)
+            bar = tqdm(total=0, unit=" chunks", desc="embedding", leave=False)
         try:
             for doc in docs:
                 if metadata:
@@ -273,6 +316,17 @@ class Memory:
                 )
                 if not chunks:
                     report.empty += 1
+                    continue
+                if bar is not None:
+                    bar.total += len(chunks)  # known once chunked, before any embedding
+                    bar.refresh()
+                if len(chunks) > self._commit_chunks:  # a large file: bounded batches
+                    self._flush(pending, namespace, emb, report, bar, created_at)
+                    pending, n_pending = [], 0
+                    marker = "partial:" + content_hash(digest, emb.model_id, f"{limit}/{overlap}")
+                    self._add_large(
+                        (doc, key, digest, chunks), marker, namespace, emb, report, bar, created_at
+                    )
                     continue
                 pending.append((doc, key, digest, chunks))
                 n_pending += len(chunks)
@@ -291,6 +345,45 @@ class Memory:
             self.sync()
         return report
 
+    @property
+    def _commit_chunks(self) -> int:
+        """Chunks per transaction when a large document is written in batches."""
+        return max(4 * self.config.embed_batch, 16)
+
+    def _records(
+        self, chunks: Sequence[Chunk], emb: Embedder, report: AddReport, bar: Any
+    ) -> list[ChunkRecord]:
+        """Chunks with vectors: stored ones reused, the rest embedded ``embed_batch`` at a
+        time (the progress bar moves after each batch)."""
+        hashes = [content_hash(c.text) for c in chunks]
+        cached = self.store.vectors_for_hashes(hashes, emb.model_id)
+        todo = list(dict.fromkeys(h for h in hashes if h not in cached))
+        texts = dict(zip(hashes, (c.text for c in chunks), strict=True))
+        step = max(1, self.config.embed_batch)
+        for start in range(0, len(todo), step):
+            part = todo[start : start + step]
+            vecs = emb.embed([texts[h] for h in part])
+            if vecs.shape != (len(part), emb.dim):
+                raise EmbeddingMismatchError(
+                    f"embedder {emb.model_id} returned vectors of shape {vecs.shape}, "
+                    f"expected ({len(part)}, {emb.dim})"
+                )
+            cached.update(zip(part, vecs, strict=True))
+            report.embedded += len(part)
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.update(len(chunks) - len(todo))  # reused vectors and repeated chunks
+        return [ChunkRecord(c, h, cached[h]) for c, h in zip(chunks, hashes, strict=True)]
+
+    def _count(self, report: AddReport, status: str) -> None:
+        if status == "added":
+            report.added += 1
+        elif status == "updated":
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
     def _flush(
         self,
         pending: list,
@@ -302,41 +395,58 @@ class Memory:
     ) -> None:
         if not pending:
             return
-        hashes = [content_hash(c.text) for _, _, _, chunks in pending for c in chunks]
-        cached = self.store.vectors_for_hashes(hashes, emb.model_id)
-        todo = list(dict.fromkeys(h for h in hashes if h not in cached))
-        if todo:
-            texts = {content_hash(c.text): c.text for _, _, _, chunks in pending for c in chunks}
-            vecs = emb.embed([texts[h] for h in todo])
-            if vecs.shape != (len(todo), emb.dim):
-                raise EmbeddingMismatchError(
-                    f"embedder {emb.model_id} returned vectors of shape {vecs.shape}, "
-                    f"expected ({len(todo)}, {emb.dim})"
-                )
-            cached.update(zip(todo, vecs, strict=True))
-            report.embedded += len(todo)
+        records = iter(self._records([c for *_, cs in pending for c in cs], emb, report, bar))
         for doc, key, digest, chunks in pending:
-            records = [
-                ChunkRecord(c, content_hash(c.text), cached[content_hash(c.text)]) for c in chunks
-            ]
             result = self.store.write_document(
                 namespace,
                 doc,
                 key,
                 digest,
-                records,
+                [next(records) for _ in chunks],
                 emb.model_id,
                 created_at=doc.created_at if doc.created_at is not None else created_at,
             )
-            if result.status == "added":
-                report.added += 1
-            elif result.status == "updated":
-                report.updated += 1
-            else:
-                report.unchanged += 1
+            self._count(report, result.status)
             report.chunks += len(result.added)
+
+    def _add_large(
+        self,
+        item: tuple[Document, str, str, list[Chunk]],
+        marker: str,
+        namespace: str,
+        emb: Embedder,
+        report: AddReport,
+        bar: Any,
+        created_at: float | None,
+    ) -> None:
+        """Write a document of many chunks in transactions of ``_commit_chunks`` chunks, so
+        memory stays bounded and progress is committed as it goes. Until the last batch the
+        stored document's hash is ``marker``: an interrupted add of the same text resumes
+        after the chunks already stored; the final hash marks it complete."""
+        doc, key, digest, chunks = item
+        state = self.store.document_state(namespace, key)
+        doc_id = state[0] if state is not None and state[1] == marker else None
+        done = self.store.chunk_positions(doc_id) if doc_id is not None else set()
+        status = "updated" if state is not None and doc_id is None else "added"
+        step = self._commit_chunks
+        for start in range(0, len(chunks), step):
+            batch = [c for c in chunks[start : start + step] if c.position not in done]
             if bar is not None:
-                bar.update(len(chunks))
+                bar.update(min(step, len(chunks) - start) - len(batch))  # stored before
+            if not batch:
+                continue
+            records = self._records(batch, emb, report, bar)
+            if doc_id is None:
+                when = doc.created_at if doc.created_at is not None else created_at
+                result = self.store.write_document(
+                    namespace, doc, key, marker, records, emb.model_id, created_at=when
+                )
+                doc_id, added = result.document_id, result.added
+            else:
+                added = self.store.append_chunks(doc_id, records, emb.model_id)
+            report.chunks += len(added)
+        self.store.set_content_hash(doc_id, digest)
+        self._count(report, status)
 
     def import_vectors(
         self,
@@ -455,6 +565,8 @@ class Memory:
             raise EngramError(f"alpha must be between 0 and 1, got {alpha}")
         if not isinstance(k, int) or k < 1:
             raise EngramError(f"k must be a positive integer, got {k!r}")
+        if not (mode == "vector" and query_vector is not None):  # a vector needs no words
+            check_query(query)
         namespaces = self._resolve_namespaces(namespace)
         where = parse_where(where)
         self.sync()

@@ -44,7 +44,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     stream = interactive and sys.stdout.isatty()
     # A conversation may go beyond what memory holds: do not replace ungrounded replies.
-    with Memory(store, require_grounding=False, **_memory_options(args)) as mem:
+    with Memory(store, require_grounding=False, create=False, **_memory_options(args)) as mem:
         chat = Chat(mem, args.namespace, persona=persona, k=args.k, session=args.session)
         if interactive:
             print(f"chatting in namespace {args.namespace!r}; /quit to leave", file=sys.stderr)

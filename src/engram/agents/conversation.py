@@ -25,7 +25,7 @@ from engram.agents.scoring import (
 )
 from engram.agents.timeparse import TimeRange, parse_time_range, strip_time_phrase, to_epoch
 from engram.generate.base import Generator
-from engram.memory import DEFAULT_NAMESPACE, Memory, check_namespace
+from engram.memory import DEFAULT_NAMESPACE, Memory, check_namespace, has_words
 from engram.store.filters import parse_where
 from engram.types import Document, Hit
 
@@ -246,6 +246,8 @@ class AgentMemory:
         user_where = parse_where(where)
         if user_where:
             parts.append(user_where)
+        if not has_words(query):  # "?" or "...": nothing to recall by
+            return []
         hits = self.memory.search(
             query,
             k=max(k, self.candidates),

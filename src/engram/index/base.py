@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,39 @@ def mask_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return mask
 
 
+FORMAT = 2  # 2: every file carries a checksum in the manifest
+
+
+class IndexDamage(Exception):
+    """An index file whose bytes differ from what its manifest recorded."""
+
+
+def file_checksum(path: Path) -> str:
+    """``crc32:<hex>:<size>`` of a file, read in large blocks (several GB/s)."""
+    crc, size = 0, 0
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(8 << 20)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            crc = zlib.crc32(view[:n], crc)
+            size += n
+    return f"crc32:{crc:08x}:{size}"
+
+
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """The checksum of a manifest's own content (every key but ``checksum``)."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return f"crc32:{zlib.crc32(json.dumps(body, sort_keys=True).encode()):08x}"
+
+
+STAMPS = "VERIFIED.json"  # per file: size, mtime, ctime, inode and checksum when last verified
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -58,6 +92,8 @@ class SegmentedIndex:
     """Base of the keyword and vector indexes. Subclasses hold segments of chunk ids."""
 
     kind = "base"
+    # manifest ``file_*`` keys whose files are rebuilt from the segments when damaged
+    rebuildable_files: tuple[str, ...] = ()
 
     def __init__(self, directory: str | Path | None):
         self.directory = Path(directory) if directory else None
@@ -66,6 +102,8 @@ class SegmentedIndex:
         self.segments: list[Any] = []
         self.segment_names: list[str] = []
         self.dirty = False
+        self.checksums: dict[str, str] = {}  # file name -> checksum, of files saved or verified
+        self.damaged: list[str] = []  # what the last load found damaged
 
     # -- subclass hooks -------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -99,6 +137,7 @@ class SegmentedIndex:
         self.deleted = set()
         self.segments = []
         self.segment_names = []
+        self.checksums = {}
         self.dirty = True
 
     # -- deletes --------------------------------------------------------------------------
@@ -150,13 +189,15 @@ class SegmentedIndex:
         np.save(seg_dir / tomb, np.array(sorted(self.deleted), dtype=np.int64))
         manifest = {
             "kind": self.kind,
-            "format": 1,
+            "format": FORMAT,
             "params": self.params(),
             "last_seq": self.last_seq,
             "segments": self.segment_names,
             "deleted": tomb,
             **self._save_extra(seg_dir, tag),
         }
+        manifest["checksums"] = self._checksums_for(manifest)
+        manifest["checksum"] = manifest_checksum(manifest)
         name = f"manifest-{tag}.json"
         _fsync_write(self.directory / name, json.dumps(manifest).encode())
         _fsync_write(self.directory / "CURRENT.tmp", name.encode())
@@ -164,9 +205,25 @@ class SegmentedIndex:
         self.dirty = False
         self._collect_garbage(manifest, name)
 
-    def _collect_garbage(self, manifest: dict[str, Any], current: str) -> None:
+    @staticmethod
+    def _kept_stems(manifest: dict[str, Any]) -> set[str]:
         keep = set(manifest["segments"]) | {Path(manifest["deleted"]).stem}
-        keep |= {Path(v).stem for k, v in manifest.items() if k.startswith("file_")}
+        return keep | {Path(v).stem for k, v in manifest.items() if k.startswith("file_")}
+
+    def _checksums_for(self, manifest: dict[str, Any]) -> dict[str, str]:
+        """Checksums of every file the manifest names (files are immutable once written, so
+        those computed before are reused)."""
+        keep = self._kept_stems(manifest)
+        out = {}
+        for path in sorted((self.directory / "segments").iterdir()):
+            if path.name.split(".")[0] in keep:
+                known = self.checksums.get(path.name)
+                out[path.name] = known or file_checksum(path)
+        self.checksums = out
+        return out
+
+    def _collect_garbage(self, manifest: dict[str, Any], current: str) -> None:
+        keep = self._kept_stems(manifest)
         for path in (self.directory / "segments").iterdir():
             if path.name.split(".")[0] not in keep:
                 path.unlink(missing_ok=True)
@@ -175,21 +232,103 @@ class SegmentedIndex:
                 path.unlink(missing_ok=True)
 
     def load(self) -> bool:
-        """Load the saved state; False (and an empty index) when missing, stale or corrupt."""
+        """Load the saved state; False (and an empty index) when missing, stale or damaged.
+        Every file is checked against its manifest checksum first."""
         self.reset()
         self.dirty = False
+        self.damaged = []
         if self.directory is None or not (self.directory / "CURRENT").exists():
             return False
         with self._locked(exclusive=False):
             return self._load()
 
+    def _read_manifest(self) -> dict[str, Any]:
+        name = (self.directory / "CURRENT").read_text().strip()
+        manifest = json.loads((self.directory / name).read_text())
+        if not isinstance(manifest, dict) or manifest.get("checksum") != manifest_checksum(
+            manifest
+        ):
+            raise IndexDamage(f"{name} fails its checksum")
+        return manifest
+
+    def _bad_files(self, manifest: dict[str, Any], full: bool = False) -> list[str]:
+        """Names of the files whose checksum differs from the manifest's (or are missing).
+
+        A file whose size, mtime, ctime and inode are those recorded when it last verified
+        (``VERIFIED.json``) is not read again, unless ``full``: any write to a file changes its
+        ctime, so reopening a large store re-hashes only the files written since."""
+        seg_dir = self.directory / "segments"
+        stamps = {} if full else self._read_stamps()
+        verified: dict[str, list] = {}
+        bad = []
+        for fname, expected in manifest["checksums"].items():
+            try:
+                stamp = [*_stat_key(seg_dir / fname), expected]
+                if stamps.get(fname) != stamp and file_checksum(seg_dir / fname) != expected:
+                    bad.append(fname)
+                    continue
+            except OSError:
+                bad.append(fname)
+                continue
+            verified[fname] = stamp
+        if verified != stamps:
+            self._write_stamps(verified)
+        stems = {f.split(".")[0] for f in manifest["checksums"]}
+        bad += sorted(s for s in self._kept_stems(manifest) if s not in stems)
+        return bad
+
+    def _read_stamps(self) -> dict[str, list]:
+        try:
+            stamps = json.loads((self.directory / STAMPS).read_text())
+            return stamps if isinstance(stamps, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write_stamps(self, stamps: dict[str, list]) -> None:
+        """Best effort (a read-only folder just means hashing again next time)."""
+        tmp = self.directory / f"{STAMPS}.{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.write_text(json.dumps(stamps))
+            os.replace(tmp, self.directory / STAMPS)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+    def verify(self) -> list[str]:
+        """Problems found in the saved files (empty when every checksum holds)."""
+        if self.directory is None or not (self.directory / "CURRENT").exists():
+            return []
+        with self._locked(exclusive=False):
+            try:
+                manifest = self._read_manifest()
+                if manifest.get("format") != FORMAT:
+                    return [f"format {manifest.get('format')} has no checksums"]
+                bad = self._bad_files(manifest, full=True)
+                return [f"segments/{f} fails its checksum" for f in bad]
+            except Exception as exc:
+                return [f"manifest unreadable ({exc})"]
+
     def _load(self) -> bool:
         try:
-            name = (self.directory / "CURRENT").read_text().strip()
-            manifest = json.loads((self.directory / name).read_text())
+            manifest = self._read_manifest()
             if manifest.get("kind") != self.kind or manifest.get("params") != self.params():
                 log.info("%s index settings changed; rebuilding", self.kind)
                 return False
+            if manifest.get("format") != FORMAT:
+                log.info("%s index has no checksums (older format); rebuilding", self.kind)
+                return False
+            bad = self._bad_files(manifest)
+            derived = {manifest[k]: k for k in self.rebuildable_files if k in manifest}
+            if bad and all(b in derived for b in bad):
+                log.warning(
+                    "%s index: %s fails its checksum; rebuilding it from the segments",
+                    self.kind,
+                    ", ".join(bad),
+                )
+                manifest = {k: v for k, v in manifest.items() if k not in derived.values()}
+                self.damaged = bad
+            elif bad:
+                self.damaged = bad
+                raise IndexDamage(f"{', '.join(bad)} fails its checksum")
             seg_dir = self.directory / "segments"
             self.segments = [self._load_segment(seg_dir / s) for s in manifest["segments"]]
             self.segment_names = list(manifest["segments"])
@@ -198,11 +337,17 @@ class SegmentedIndex:
             self._on_remove(deleted)
             self._load_extra(seg_dir, manifest)
             self.last_seq = int(manifest["last_seq"])
+            self.checksums = {f: c for f, c in manifest["checksums"].items() if f not in bad}
+            self.dirty = bool(bad)
             return True
         except Exception as exc:  # any damage means: rebuild from the store
             log.warning(
-                "%s index at %s unreadable (%s); rebuilding", self.kind, self.directory, exc
+                "%s index at %s damaged (%s); rebuilding it from the store",
+                self.kind,
+                self.directory,
+                exc,
             )
+            self.damaged = self.damaged or [str(exc)]
             self.reset()
             return False
 

@@ -8,6 +8,7 @@ changelog; a server backend would answer the same calls inside its database.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,15 @@ from engram.index.vector import FlatVectorIndex
 from engram.store.sqlite import SQLiteStore
 from engram.types import DEFAULT_NAMESPACE
 
+log = logging.getLogger(__name__)
+
 EMPTY = object()  # a scope that matches nothing: skip retrieval
 
 
 class LocalIndexes:
     """The keyword and vector indexes of one SQLite store, kept in ``<store>.index/``."""
 
-    def __init__(self, store: SQLiteStore, config: Config):
+    def __init__(self, store: SQLiteStore, config: Config, load: bool = True):
         self.store, self.config = store, config
         index_dir = Path(store.path + ".index")
         self.keyword_index = KeywordIndex(
@@ -47,8 +50,9 @@ class LocalIndexes:
             threads=config.threads or 1,
         )
         self._unsaved = 0
-        for index in self.indexes:
+        for index in self.indexes if load else ():
             index.load()
+        self._repair = [i for i in self.indexes if i.damaged]  # saved once rebuilt
 
     @property
     def indexes(self) -> list[SegmentedIndex]:
@@ -84,9 +88,22 @@ class LocalIndexes:
 
     # -- upkeep ---------------------------------------------------------------------------
     def save(self) -> None:
+        """Save every index. A failed save (a full disk) is logged, not raised: the store is
+        the truth, the last saved files stay valid, and the index catches up on next open."""
         for index in self.indexes:
-            index.save()
+            self._save_one(index)
         self._unsaved = 0
+
+    @staticmethod
+    def _save_one(index: SegmentedIndex) -> None:
+        try:
+            index.save()
+        except OSError as exc:
+            log.warning(
+                "%s index not saved (%s); it catches up from the store on the next open",
+                index.kind,
+                exc.strerror or exc,
+            )
 
     def sync(self, autosave: bool = True) -> int:
         """Bring every index up to the store's changelog; returns changes applied. With
@@ -106,6 +123,8 @@ class LocalIndexes:
                 self._apply(index, changes)
                 applied += len(changes)
         self._unsaved += applied
+        while self._repair:
+            self._save_one(self._repair.pop())
         if autosave and self._unsaved >= self.config.save_every_changes:
             self.save()
         return applied
@@ -163,6 +182,12 @@ class LocalIndexes:
         index.last_seq = head
         index.dirty = True
         index.freeze()
+        return n
+
+    def rebuild_and_save(self, index: SegmentedIndex) -> int:
+        """Rebuild one index from the store and save it; returns chunks indexed."""
+        n = self._rebuild(index)
+        index.save()
         return n
 
     def reindex(self) -> dict[str, int]:

@@ -42,6 +42,7 @@ class FlatVectorIndex(SegmentedIndex):
     """
 
     kind = "vector"
+    rebuildable_files = ("file_hnsw",)
 
     def __init__(
         self,

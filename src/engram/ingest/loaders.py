@@ -94,10 +94,17 @@ class _Reporter:
             raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
         self.skip = on_error == "skip"
         self.on_skip = on_skip
+        self.count = 0  # errors reported so far
 
     def __call__(self, error: IngestError) -> None:
         if not self.skip:
             raise error
+        self.notice(error)
+
+    def notice(self, error: IngestError) -> None:
+        """Report an input skipped for a reason that is no error (an empty file): never
+        raises, whatever ``on_error`` says."""
+        self.count += 1
         if self.on_skip is not None:
             self.on_skip(error)
         else:
@@ -692,14 +699,22 @@ def load_path(
     return _load_files(files, max_bytes, report)
 
 
+EMPTY_REASON = "no text to add (empty or whitespace only)"
+
+
 def _load_files(
     files: Iterable[tuple[Path, str]], max_bytes: int, report: _Reporter
 ) -> Iterator[Document]:
     for file, fmt in files:
+        before, found = report.count, 0
         try:
-            yield from _load_file(file, fmt, max_bytes, report)
+            for doc in _load_file(file, fmt, max_bytes, report):
+                found += 1
+                yield doc
         except IngestError as exc:
             report(exc)
+        if not found and report.count == before:  # nothing read and nothing said why
+            report.notice(IngestError(EMPTY_REASON, str(file)))
 
 
 def load_stream(

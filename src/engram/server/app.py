@@ -34,6 +34,7 @@ from engram.errors import (
     GenerationError,
     IngestError,
     NamespaceError,
+    QueryError,
 )
 from engram.memory import Memory
 from engram.server.keys import ApiKey, KeyStore
@@ -94,6 +95,8 @@ def engram_error_status(exc: EngramError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(exc, FilterError):
         return 400, "invalid_filter"
+    if isinstance(exc, QueryError):
+        return 422, "invalid_request"  # as for an empty query string
     if isinstance(exc, NamespaceError):
         if str(exc).startswith("unknown namespace"):
             return 404, "not_found"

@@ -64,8 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engram.memory import Memory
     from engram.server.app import create_app
     from engram.server.keys import KeyStore
+    from engram.store import open_store
 
     path = store_path(args)
+    open_store(path, create=False).close()  # serving never creates a store: `engram init` does
     keys = KeyStore(path)
     try:
         active = keys.count()

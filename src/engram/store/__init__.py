@@ -8,12 +8,13 @@ from typing import Any
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(location: str | Path) -> Any:
-    """A store for a file path (SQLite) or a ``postgresql://`` URL."""
+def open_store(location: str | Path, *, create: bool = True) -> Any:
+    """A store for a file path (SQLite) or a ``postgresql://`` URL. With ``create=False`` a
+    location holding no store raises ``StoreNotFoundError`` instead of creating one."""
     if str(location).startswith(SERVER_SCHEMES):
         from engram.store.postgres import PostgresStore
 
-        return PostgresStore(str(location))
+        return PostgresStore(str(location), create=create)
     from engram.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location)
+    return SQLiteStore(location, create=create)

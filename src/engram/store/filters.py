@@ -15,6 +15,12 @@ no user string ever becomes SQL text. ``parse_where`` also accepts a short text 
 by the CLI: ``year>=2019 and topic=plants`` (operators ``= != > >= < <= ~``; ``~`` means
 contains; ``a=x|y`` means ``$in``).
 
+Ranges (``$gt $gte $lt $lte``) on metadata are typed: a number compares with stored numbers
+only, an ISO date (``2024-05-01``) with stored date strings only, other text with stored text
+only; a value of another type does not match (``year>=2020`` skips ``"2018"`` and
+``"unknown"``). In the short text form a range on an unquoted word that is not a number or a
+date is an error (``year>=abc``); quote it to compare text (``name>='m'``).
+
 ``compile_where(where, dialect=...)`` targets SQLite (``json_extract``) or PostgreSQL (``jsonb``
 operators); both select the same rows for the same filter.
 """
@@ -181,6 +187,9 @@ def _compile_field(key: str, cond: Any, params: list[Any], t: _Target) -> str:
             if value is None and op in ("$eq", "$ne"):
                 parts.append(_is_null(key, op == "$ne", params, t))
                 continue
+            if op in _RANGE and key not in COLUMNS and value is not None:
+                parts.append(_typed_range(key, _COMPARE[op], value, params, t))
+                continue
             if t.pg:
                 _check_key(key)
                 parts.append(_pg_compare(key, _COMPARE[op], _value(key, value), params, t.ph))
@@ -212,6 +221,66 @@ def _compile_field(key: str, cond: Any, params: list[Any], t: _Target) -> str:
         else:
             raise FilterError(f"unknown operator {op!r} for {key!r}")
     return "(" + " AND ".join(parts) + ")"
+
+
+# -- typed ranges: numbers with numbers, ISO dates with dates, text with text ------------------
+_RANGE = ("$gt", "$gte", "$lt", "$lte")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+)?(?:Z|[+-]\d{2}:?\d{2})?$")
+_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"  # SQLite: a date-shaped string
+_DATE_RE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # PostgreSQL: the same shape
+
+
+def is_iso_date(text: str) -> bool:
+    """An ISO-8601 date or date-time (``2024-05-01``, ``2024-05-01T10:00Z``)."""
+    if not _ISO_DATE.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def range_kind(key: str, value: Any) -> str:
+    """``number``, ``date`` or ``text``: what a range on ``key`` compares; stored values of
+    another type never match it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise FilterError(f"{key}: > >= < <= compare numbers, ISO dates or text, not {value!r}")
+    if isinstance(value, str):
+        return "date" if is_iso_date(value) else "text"
+    return "number"
+
+
+def _typed_range(key: str, sqlop: str, value: Any, params: list[Any], t: _Target) -> str:
+    """``key sqlop value`` only where the stored value has the operand's type: NULL when the
+    key is missing, FALSE for any other type (the same on both backends)."""
+    _check_key(key)
+    kind = range_kind(key, value)
+    if t.pg:
+        return _pg_typed_range(key, sqlop, value, kind, params, t.ph)
+    path = json_path_literal(key)
+    x, jt = f"json_extract(d.metadata, {path})", f"json_type(d.metadata, {path})"
+    params.append(value)
+    if kind == "number":
+        return f"({x} {sqlop} {t.ph} AND {jt} IN ('integer', 'real'))"
+    shape = f" AND {x} GLOB '{_DATE_GLOB}'" if kind == "date" else ""
+    return f"({x} {sqlop} {t.ph} AND {jt} = 'text'{shape})"
+
+
+def _pg_typed_range(key: str, sqlop: str, value: Any, kind: str, params: list[Any], ph: str) -> str:
+    sql = f"(CASE coalesce(jsonb_typeof({_pg_x(key, params, ph)}), 'missing') "
+    sql += "WHEN 'missing' THEN NULL "
+    if kind == "number":
+        sql += f"WHEN 'number' THEN ({_pg_x(key, params, ph)})::numeric {sqlop} {ph}::numeric "
+        params.append(repr(value) if isinstance(value, float) else str(value))
+    else:
+        sql += f"WHEN 'string' THEN (({_pg_x(key, params, ph)} #>> '{{}}') COLLATE \"C\" "
+        sql += f"{sqlop} {ph}"
+        params.append(value)
+        if kind == "date":
+            sql += f" AND ({_pg_x(key, params, ph)} #>> '{{}}') ~ '{_DATE_RE}'"
+        sql += ") "
+    return sql + "ELSE FALSE END)"
 
 
 def _is_null(key: str, negate: bool, params: list[Any], t: _Target) -> str:
@@ -362,6 +431,18 @@ def _literal(text: str) -> Any:
     return value if isinstance(value, _SCALAR) else text
 
 
+def _check_bare_range(key: str, sym: str, op: str, raw: str) -> None:
+    """``year>=abc``: a range on an unquoted word that is neither a number nor an ISO date."""
+    if op not in _RANGE or key in COLUMNS or raw[:1] in "'\"":
+        return
+    value = _literal(raw)
+    if isinstance(value, str) and not is_iso_date(value):
+        raise FilterError(
+            f"{key}{sym}{raw}: {sym} compares numbers (or ISO dates) and {raw!r} is not a "
+            f"number; quote it ({key}{sym}'{raw}') to compare text"
+        )
+
+
 def parse_where(text: str | dict | None) -> dict[str, Any] | None:
     """A filter from JSON (``{...}``), the short text form, or an already structured dict."""
     if text is None or isinstance(text, dict):
@@ -387,6 +468,7 @@ def parse_where(text: str | dict | None) -> dict[str, Any] | None:
             )
         key, sym, raw = m.groups()
         op = dict(_TEXT_OPS)[sym]
+        _check_bare_range(key, sym, op, raw)
         if op == "$eq" and "|" in raw:
             clauses.append({key: {"$in": [_literal(v) for v in raw.split("|")]}})
         else:

@@ -26,7 +26,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from engram.errors import EmbeddingMismatchError, EngramError, IngestError
+from engram.errors import (
+    EmbeddingMismatchError,
+    EngramError,
+    IngestError,
+    StoreNotFoundError,
+)
 from engram.store.base import ChunkRecord, WriteResult
 from engram.store.filters import compile_where, metadata_path
 from engram.types import DEFAULT_NAMESPACE, Document
@@ -102,6 +107,7 @@ class PostgresStore:
         max_size: int = 8,
         timeout: float = 60.0,
         migrate: bool = True,
+        create: bool = True,
     ):
         self.url = url
         self.path = redact(url)
@@ -109,6 +115,8 @@ class PostgresStore:
         self._dim: int | None = None
         self.pgvector_version: tuple[int, ...] = (0,)
         try:
+            if not create:
+                self._require_schema()
             if migrate:
                 self.migrate()
             self.pool = ConnectionPool(
@@ -173,6 +181,16 @@ class PostgresStore:
 
     def schema_version(self) -> int:
         return int(self._one("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    def _require_schema(self) -> None:
+        """Raise ``StoreNotFoundError`` unless the database already holds an Engram schema."""
+        with psycopg.connect(self.url, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if row is None or row[0] is None:
+            raise StoreNotFoundError(
+                f"{self.path}: this database holds no Engram store "
+                "(`engram add` or `engram init` creates one)"
+            )
 
     def migrate(self) -> int:
         """Create the ``vector`` extension if needed and apply migrations forward."""
@@ -438,6 +456,18 @@ class PostgresStore:
                 (doc.source, doc.title, content_hash, meta, now, doc_id),
             )
             status = "updated"
+        added = self._insert_chunks(conn, doc_id, chunks, model, now)
+        return WriteResult(doc_id, status, added, deleted)
+
+    def _insert_chunks(
+        self,
+        conn: psycopg.Connection,
+        doc_id: int,
+        chunks: Sequence[ChunkRecord],
+        model: str,
+        now: float,
+    ) -> list[int]:
+        """Insert chunks and vectors of document ``doc_id`` and log them; their new ids."""
         added: list[int] = []
         if chunks:
             added = [
@@ -474,7 +504,33 @@ class PostgresStore:
                     ],
                 )
             self._log_changes(conn, "add", added, now)
-        return WriteResult(doc_id, status, added, deleted)
+        return added
+
+    def document_state(self, namespace: str, doc_key: str) -> tuple[int, str] | None:
+        """``(id, content_hash)`` of a document, or None."""
+        rows = self._all(
+            "SELECT id, content_hash FROM documents WHERE namespace = %s AND doc_key = %s",
+            (namespace, doc_key),
+        )
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def chunk_positions(self, doc_id: int) -> set[int]:
+        rows = self._all("SELECT position FROM chunks WHERE document_id = %s", (doc_id,))
+        return {int(r[0]) for r in rows}
+
+    def append_chunks(self, doc_id: int, chunks: Sequence[ChunkRecord], model: str) -> list[int]:
+        """Add chunks to a stored document in one transaction (large documents are written in
+        bounded batches); returns the new chunk ids."""
+        self._ensure_dim(chunks)
+        now = time.time()
+        return self._retrying(lambda conn: self._insert_chunks(conn, doc_id, chunks, model, now))
+
+    def set_content_hash(self, doc_id: int, content_hash: str) -> None:
+        self._retrying(
+            lambda conn: conn.execute(
+                "UPDATE documents SET content_hash = %s WHERE id = %s", (content_hash, doc_id)
+            )
+        )
 
     def _write_many(
         self,

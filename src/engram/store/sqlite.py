@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engram.errors import EngramError
+from engram.errors import EngramError, StoreNotFoundError
 from engram.store.base import ChunkRecord, WriteResult
 from engram.store.filters import compile_where, json_path_literal, metadata_path
 from engram.types import Document
@@ -40,8 +40,19 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
 class SQLiteStore:
     """The embedded store. Safe for one writer and many readers across processes."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 60.0):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        timeout: float = 60.0,
+        create: bool = True,
+    ):
         self.path = str(path)
+        if not create and not Path(self.path).is_file():
+            raise StoreNotFoundError(
+                f"{self.path}: no Engram store here (`engram add` or `engram init` creates one)"
+            )
         if not readonly:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{Path(self.path).resolve()}{'?mode=ro' if readonly else ''}"
@@ -71,10 +82,16 @@ class SQLiteStore:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                    raise EngramError(
+                        f"{self.path}: the disk is full ({exc}); this write was rolled back, "
+                        "everything committed before it is kept"
+                    ) from exc
                 raise
-            self.conn.execute("COMMIT")
 
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -233,6 +250,18 @@ class SQLiteStore:
                 ),
             ).lastrowid
             status = "added"
+        added = self._insert_chunks(conn, doc_id, chunks, model, now)
+        return WriteResult(doc_id, status, added, deleted)
+
+    @staticmethod
+    def _insert_chunks(
+        conn: sqlite3.Connection,
+        doc_id: int,
+        chunks: Sequence[ChunkRecord],
+        model: str,
+        now: float,
+    ) -> list[int]:
+        """Insert chunks and vectors of document ``doc_id`` and log them; their new ids."""
         added = []
         for rec in chunks:
             vec = np.ascontiguousarray(rec.vector, dtype=np.float32)
@@ -257,7 +286,29 @@ class SQLiteStore:
             "INSERT INTO changes(op, chunk_id, at) VALUES ('add', ?, ?)",
             [(i, now) for i in added],
         )
-        return WriteResult(doc_id, status, added, deleted)
+        return added
+
+    def document_state(self, namespace: str, doc_key: str) -> tuple[int, str] | None:
+        """``(id, content_hash)`` of a document, or None."""
+        row = self.conn.execute(
+            "SELECT id, content_hash FROM documents WHERE namespace=? AND doc_key=?",
+            (namespace, doc_key),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def chunk_positions(self, doc_id: int) -> set[int]:
+        rows = self.conn.execute("SELECT position FROM chunks WHERE document_id=?", (doc_id,))
+        return {r[0] for r in rows}
+
+    def append_chunks(self, doc_id: int, chunks: Sequence[ChunkRecord], model: str) -> list[int]:
+        """Add chunks to a stored document in one transaction (large documents are written in
+        bounded batches); returns the new chunk ids."""
+        with self.transaction() as conn:
+            return self._insert_chunks(conn, doc_id, chunks, model, time.time())
+
+    def set_content_hash(self, doc_id: int, content_hash: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE documents SET content_hash=? WHERE id=?", (content_hash, doc_id))
 
     def delete(
         self,
