@@ -626,14 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)
-        for line in report.skip_summary():
-            print(f"skipped: {line}", file=sys.stderr)
-        for entry in report.ignored:
-            print(f"not ingested: {entry}", file=sys.stderr)
-    read = report.added + report.updated + report.unchanged + report.empty
-    if report.skipped and (getattr(args, "strict", False) or not read):
-        return 1
-    return 0
+    add_sql_parser(sub)
+    add_store_parsers(sub)
     return p
 
 
