@@ -52,7 +52,7 @@ class MemoryAgent:
     the others), unless a close lesson says it failed. After a failed episode it writes a
     lesson naming the action that failed and where."""
 
-    def __init__(self, episodes: EpisodicMemory, k: int = 5, min_similarity: float = 0.7,
+    def __init__(self, episodes: EpisodicMemory, k: int = 3, min_similarity: float = 0.75,
                  explore: float = 0.5):  # fmt: skip
         self.memory = episodes
         self.k, self.min_similarity, self.explore = k, min_similarity, explore
@@ -160,8 +160,8 @@ def run_episodic(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     *,
     gamma: float = 0.9,
-    k: int = 5,
-    min_similarity: float = 0.7,
+    k: int = 3,
+    min_similarity: float = 0.75,
     store: str | None = None,
     log: Callable[[str], None] | None = None,
     **memory_options: Any,
@@ -265,7 +265,7 @@ def cmd_episodic(args: argparse.Namespace) -> int:
     seeds = [s for group in args.seeds for s in group] if args.seeds else [0, 1, 2, 3, 4]
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     report = run_episodic(args.episodes, list(dict.fromkeys(seeds)), gamma=args.gamma, k=args.k,
-                          log=log, **options)  # fmt: skip
+                          min_similarity=args.min_similarity, log=log, **options)  # fmt: skip
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,13 @@ def add_episodic_parser(esub: Any) -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=40, help="episodes per seed (default 40)")
     p.add_argument("--seeds", type=_seeds, nargs="+", help="seeds (default 0 1 2 3 4)")
     p.add_argument("--gamma", type=float, default=0.9, help="discount (default 0.9)")
-    p.add_argument("--k", type=int, default=5, help="neighbours per action (default 5)")
+    p.add_argument("--k", type=int, default=3, help="neighbours per action (default 3)")
+    p.add_argument(
+        "--min-similarity",
+        type=float,
+        default=0.75,
+        help="cosine a neighbour needs to count (default 0.75)",
+    )
     p.add_argument("--out", metavar="DIR", help="write report.json and episodic.png")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
