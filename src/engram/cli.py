@@ -491,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engram.server.cli import add_server_parsers
 
     add_locomo_parser(esub)
+    from engram.adversarial.cli import add_poisoning_parser
+
+    add_poisoning_parser(esub)
     add_chat_parser(sub)
     add_server_parsers(sub)
     add_export_parser(sub)
