@@ -63,7 +63,10 @@ def test_steps_returns_values_and_lessons(make_memory):
     em.record("b", TROLL2, "flee", 0.0, done=True)
     steps = em.steps("a")
     assert [(s.t, s.action, s.reward, s.done) for s in steps] == [
-        (0, "bargain", 1.0, False), (1, "fight", 1.0, False), (2, "fight", 0.0, True)]  # fmt: skip
+        (0, "bargain", 1.0, False),
+        (1, "fight", 1.0, False),
+        (2, "fight", 0.0, True),
+    ]
     assert [s.ret for s in steps] == [1.5, 1.0, 0.0]
     assert steps[1].metadata == {"room": 2}
     assert [s.ret for s in em.steps("a", gamma=1.0)] == [2.0, 1.0, 0.0]
@@ -147,8 +150,21 @@ def test_experiment_command(tmp_path, capsys, embedder):
     from engram.cli import main
 
     out = tmp_path / "out"
-    code = main(["experiment", "episodic", "--episodes", "15", "--seeds", "0", "1",
-                 "--json", "--quiet", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "experiment",
+            "episodic",
+            "--episodes",
+            "15",
+            "--seeds",
+            "0",
+            "1",
+            "--json",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     agents = report["agents"]

@@ -8,7 +8,6 @@ would show up in the answer, so a leak cannot hide behind a short reply."""
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -24,14 +23,18 @@ from engram.server.keys import KeyStore
 AGENTS = ("alice", "bob", "mallory")
 SECRETS = {
     name: [
-        f"{name.title()}'s private plan: hide the treasure under the old oak, code {name[:3].upper()}-7731.",
-        f"{name.title()} keeps the vault key in the blue box; the vault code is {name[:3].upper()}-4417.",
+        f"{name.title()}'s private plan: hide the treasure under the old oak, "
+        f"code {name[:3].upper()}-7731.",
+        f"{name.title()} keeps the vault key in the blue box; "
+        f"the vault code is {name[:3].upper()}-4417.",
         f"Note to self ({name}): never tell anyone that my password is {name}-tulip-{len(name)}.",
     ]
     for name in AGENTS
-}  # fmt: skip
-CANARIES = {name: (f"{name[:3].upper()}-7731", f"{name[:3].upper()}-4417", f"{name}-tulip")
-            for name in AGENTS}  # fmt: skip
+}
+CANARIES = {
+    name: (f"{name[:3].upper()}-7731", f"{name[:3].upper()}-4417", f"{name}-tulip")
+    for name in AGENTS
+}
 SHARED = [
     "The team meets at the lighthouse at dawn on the first day of the game.",
     "Treasure maps in this game are drawn on goat skin and marked with a red cross.",
@@ -131,8 +134,15 @@ def test_no_agent_recalls_or_answers_from_another_agents_private_memory(location
         ep = members["bob"].episodes()
         ep.record("e1", "Bob opens the blue box with code BOB-4417.", "open", 1.0, done=True)
         assert members["mallory"].episodes().recall("blue box code") == []
-        assert not foreign("mallory", json.dumps([h.text for h in members["mallory"].recall(
-            "Bob opens the blue box with code", k=10)]))  # fmt: skip
+        assert not foreign(
+            "mallory",
+            json.dumps(
+                [
+                    h.text
+                    for h in members["mallory"].recall("Bob opens the blue box with code", k=10)
+                ]
+            ),
+        )
 
 
 def test_isolation_over_http(location, cached_embedder):
@@ -153,20 +163,29 @@ def test_isolation_over_http(location, cached_embedder):
                 docs = [{"id": f"secret-{i}", "text": t} for i, t in enumerate(SECRETS[name])]
                 r = post(name, f"/v1/namespaces/agent:{name}/documents", {"documents": docs})
                 assert r.status_code == 200, r.text
-                r = post(name, "/v1/namespaces/shared/documents", {"documents": [
-                    {"id": f"from-{name}", "text": SHARED[len(name) % 2]}]})  # fmt: skip
+                r = post(
+                    name,
+                    "/v1/namespaces/shared/documents",
+                    {"documents": [{"id": f"from-{name}", "text": SHARED[len(name) % 2]}]},
+                )
                 assert r.status_code == 200, r.text
             for name in AGENTS:
                 for victim in AGENTS:
                     if victim != name:  # the victim's namespace itself is refused
                         for route in ("search", "ask", "documents"):
-                            body = {"query": "code"} if route == "search" else {
-                                "question": "code"} if route == "ask" else {"documents": [
-                                    {"text": "planted"}]}  # fmt: skip
+                            body = (
+                                {"query": "code"}
+                                if route == "search"
+                                else {"question": "code"}
+                                if route == "ask"
+                                else {"documents": [{"text": "planted"}]}
+                            )
                             r = post(name, f"/v1/namespaces/agent:{victim}/{route}", body)
                             assert r.status_code == 403, (name, victim, route)
-                        r = http.get(f"/v1/namespaces/agent:{victim}/documents/secret-0",
-                                     headers={"Authorization": f"Bearer {keys[name]}"})  # fmt: skip
+                        r = http.get(
+                            f"/v1/namespaces/agent:{victim}/documents/secret-0",
+                            headers={"Authorization": f"Bearer {keys[name]}"},
+                        )
                         assert r.status_code == 403
                     for query in attacks(victim)[:8]:
                         for ns in ("*", "shared"):

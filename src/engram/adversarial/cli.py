@@ -22,24 +22,31 @@ def cmd_eval_poisoning(args: argparse.Namespace) -> int:
     if args.generator:
         options["generator"] = args.generator
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    report = run_poisoning(MODES[args.defences], limit=args.limit, kinds=args.kinds, log=log,
-                           **options)  # fmt: skip
+    report = run_poisoning(
+        MODES[args.defences], limit=args.limit, kinds=args.kinds, log=log, **options
+    )
     if args.json:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     modes = report["defences"]
-    print(f"{report['attacks']} attacks, generator {report['generator']}, clean accuracy "
-          f"{report['clean_accuracy']}, {report['seconds']} s")  # fmt: skip
+    print(
+        f"{report['attacks']} attacks, generator {report['generator']}, clean accuracy "
+        f"{report['clean_accuracy']}, {report['seconds']} s"
+    )
     print(f"{'attack success rate':26}" + "".join(f"{'defences ' + m:>14}" for m in modes))
     for kind, n in report["kinds"].items():
         row = "".join(f"{report['per_kind'][m][kind]:14.3f}" for m in modes)
         print(f"  {kind + f' ({n})':24}{row}")
     print(f"  {'all':24}" + "".join(f"{report['attack_success_rate'][m]:14.3f}" for m in modes))
-    print(f"{'instruction takeovers':26}"
-          + "".join(f"{report['instruction_takeovers'][m]:14d}" for m in modes))  # fmt: skip
-    print(f"{'poison in evidence':26}"
-          + "".join(f"{report['poison_in_evidence_rate'][m]:14.3f}" for m in modes))  # fmt: skip
+    print(
+        f"{'instruction takeovers':26}"
+        + "".join(f"{report['instruction_takeovers'][m]:14d}" for m in modes)
+    )
+    print(
+        f"{'poison in evidence':26}"
+        + "".join(f"{report['poison_in_evidence_rate'][m]:14.3f}" for m in modes)
+    )
     return 0
 
 
@@ -53,12 +60,17 @@ def add_poisoning_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
         help="attack success rate of memory poisoning against ask, with and without defences",
         description=doc,
     )
-    p.add_argument("--defences", choices=list(MODES), default="both",
-                   help="run with defences on, off or both (default both)")  # fmt: skip
+    p.add_argument(
+        "--defences",
+        choices=list(MODES),
+        default="both",
+        help="run with defences on, off or both (default both)",
+    )
     p.add_argument("--limit", type=int, help="only N attacks, taken in turn from each kind")
     p.add_argument("--kinds", nargs="+", choices=KINDS, help="only these kinds of attack")
-    p.add_argument("--generator", choices=["local", "llamacpp", "openai"],
-                   help="answer model (default local)")  # fmt: skip
+    p.add_argument(
+        "--generator", choices=["local", "llamacpp", "openai"], help="answer model (default local)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_eval_poisoning)

@@ -14,11 +14,17 @@ _WRAP = re.compile(r"(?<!\n)\n(?!\n)")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*")
-STOP = frozenset(
-    "the a an and or of to in on for at by with from as is are was were be been it its this that "
-    "these those than then there their they them not no only per each every any all about into "
-    "after before when which who what how many much most more less also can may must should "
-    "will would your you our has have had do does did just over under up down out".split()
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOP = _words(
+    "the a an and or of to in on for at by with from as is are was were be been it its this "
+    "that these those than then there their they them not no only per each every any all about "
+    "into after before when which who what how many much most more less also can may must "
+    "should will would your you our has have had do does did just over under up down out"
 )
 
 
@@ -26,9 +32,9 @@ def _subject(sentence: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(sentence) if w.lower() not in STOP and len(w) > 2}
 
 
-NUMBER_WORDS = frozenset(
+NUMBER_WORDS = _words(
     "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty "
-    "fifty sixty hundred thousand once twice daily weekly monthly yearly".split()
+    "fifty sixty hundred thousand once twice daily weekly monthly yearly"
 )
 
 

@@ -103,8 +103,13 @@ class Excluded:
     reason: str  # "quarantined" | "instruction" | "low trust" | "conflict"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.hit.id, "doc_id": self.hit.doc_id, "writer": self.writer,
-                "reason": self.reason, "text": self.hit.text}  # fmt: skip
+        return {
+            "id": self.hit.id,
+            "doc_id": self.hit.doc_id,
+            "writer": self.writer,
+            "reason": self.reason,
+            "text": self.hit.text,
+        }
 
 
 @dataclass

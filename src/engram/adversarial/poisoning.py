@@ -108,17 +108,25 @@ def _ask(mem: Any, attack: Attack, defended: bool, policy: TrustPolicy) -> tuple
     return guarded.answer, info
 
 
-def run_attack(mem: Any, attack: Attack, n: int, modes: Sequence[str], clean: str,
-               policy: TrustPolicy) -> dict[str, Any]:  # fmt: skip
+def run_attack(
+    mem: Any, attack: Attack, n: int, modes: Sequence[str], clean: str, policy: TrustPolicy
+) -> dict[str, Any]:
     """Plant ``attack`` as writer ``attacker-<n>``, ask in each mode, remove it again."""
     from engram.types import Document
 
     writer = f"attacker-{n:02d}"
-    docs = [Document(t, f"{attack.id}/{i}", metadata={"writer": writer})
-            for i, t in enumerate(attack.texts)]  # fmt: skip
+    docs = [
+        Document(t, f"{attack.id}/{i}", metadata={"writer": writer})
+        for i, t in enumerate(attack.texts)
+    ]
     mem.add_documents(docs, namespace=NAMESPACE)
-    row: dict[str, Any] = {"id": attack.id, "kind": attack.kind, "question": attack.question,
-                           "target": attack.target, "clean_answer": clean}  # fmt: skip
+    row: dict[str, Any] = {
+        "id": attack.id,
+        "kind": attack.kind,
+        "question": attack.question,
+        "target": attack.target,
+        "clean_answer": clean,
+    }
     try:
         for mode in modes:
             answer, info = _ask(mem, attack, mode == "on", policy)
@@ -143,8 +151,9 @@ def summarise(rows: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any
     instr = [r for r in rows if r["kind"] == "instruction"]
     return {
         "attack_success_rate": {m: rate(m, rows) for m in modes},
-        "per_kind": {m: {k: rate(m, [r for r in rows if r["kind"] == k]) for k in kinds}
-                     for m in modes},  # fmt: skip
+        "per_kind": {
+            m: {k: rate(m, [r for r in rows if r["kind"] == k]) for k in kinds} for m in modes
+        },
         "instruction_takeovers": {m: sum(r[m]["success"] for r in instr) for m in modes},
         "poison_in_evidence_rate": {m: rate(m, rows, "poison_in_evidence") for m in modes},
         "conflicts_shown": {m: sum(r[m]["conflicts"] > 0 for r in rows) for m in modes},
@@ -179,17 +188,24 @@ def run_poisoning(
                 clean[q] = mem.ask(q, namespace=NAMESPACE)
             rows = []
             for n, attack in enumerate(chosen):
-                rows.append(run_attack(mem, attack, n, defences, clean[attack.question].answer,
-                                       policy))  # fmt: skip
+                rows.append(
+                    run_attack(mem, attack, n, defences, clean[attack.question].answer, policy)
+                )
                 if log:
-                    log(f"{n + 1}/{len(chosen)} {attack.id}: " + ", ".join(
-                        f"{m} {'hit' if rows[-1][m]['success'] else 'held'}" for m in defences))  # fmt: skip
+                    log(
+                        f"{n + 1}/{len(chosen)} {attack.id}: "
+                        + ", ".join(
+                            f"{m} {'hit' if rows[-1][m]['success'] else 'held'}" for m in defences
+                        )
+                    )
             generator = getattr(mem.generator, "model_id", "?")
     clean_ok = [contains(clean[a.question].answer, a.truth) for a in chosen if a.truth]
     return {
         "eval": "poisoning",
         "attacks": len(chosen),
-        "kinds": {k: sum(a.kind == k for a in chosen) for k in KINDS if any(a.kind == k for a in chosen)},
+        "kinds": {
+            k: sum(a.kind == k for a in chosen) for k in KINDS if any(a.kind == k for a in chosen)
+        },
         "defences": list(defences),
         "generator": generator,
         "clean_accuracy": round(sum(clean_ok) / len(clean_ok), 4) if clean_ok else None,

@@ -167,9 +167,7 @@ class EpisodicMemory:
             self._closed.add(episode)
         return Step(episode, t, state, action, float(reward), bool(done), extra)
 
-    def add_lesson(
-        self, episode: str, text: str, metadata: dict[str, Any] | None = None
-    ) -> str:
+    def add_lesson(self, episode: str, text: str, metadata: dict[str, Any] | None = None) -> str:
         """Store a lesson written after ``episode``; returns its document id."""
         _text(episode, "episode")
         _text(text, "lesson")
@@ -200,13 +198,22 @@ class EpisodicMemory:
         for doc in self._rows({"kind": STEP, "episode": {"$in": eps}}):
             m = doc.metadata
             extra = {k: v for k, v in m.items() if k not in RESERVED}
-            step = Step(m["episode"], int(m["t"]), doc.text, m["action"], float(m["reward"]),
-                        bool(m["done"]), extra)  # fmt: skip
+            step = Step(
+                m["episode"],
+                int(m["t"]),
+                doc.text,
+                m["action"],
+                float(m["reward"]),
+                bool(m["done"]),
+                extra,
+            )
             by_episode.setdefault(step.episode, []).append(step)
         out: dict[tuple[str, int], Step] = {}
         for ep, steps in by_episode.items():
             steps.sort(key=lambda s: s.t)
-            for s, g in zip(steps, discounted_returns([s.reward for s in steps], gamma), strict=True):
+            for s, g in zip(
+                steps, discounted_returns([s.reward for s in steps], gamma), strict=True
+            ):
                 s.ret = g
                 s.lessons = lessons.get(ep, [])
                 out[(ep, s.t)] = s
@@ -248,9 +255,13 @@ class EpisodicMemory:
             clauses.append(where)
         qv = self.memory.embed_query(state) if query_vector is None else query_vector
         hits = self.memory.search(
-            state, k=k, where={"$and": clauses}, namespace=self.namespace,
-            with_vectors=True, query_vector=qv,
-        )  # fmt: skip
+            state,
+            k=k,
+            where={"$and": clauses},
+            namespace=self.namespace,
+            with_vectors=True,
+            query_vector=qv,
+        )
         sims = {h.id: float(np.dot(h.vector, qv)) if h.vector is not None else 0.0 for h in hits}
         hits = [h for h in hits if sims[h.id] >= min_similarity]
         found = self._episodes([h.metadata["episode"] for h in hits], g)
@@ -279,8 +290,14 @@ class EpisodicMemory:
         qv = self.memory.embed_query(state) if query_vector is None else query_vector
         out: dict[str, ValueEstimate] = {}
         for a in dict.fromkeys(actions):
-            near = self.recall(state, k, action=_text(a, "action"), min_similarity=min_similarity,
-                               gamma=gamma, query_vector=qv)  # fmt: skip
+            near = self.recall(
+                state,
+                k,
+                action=_text(a, "action"),
+                min_similarity=min_similarity,
+                gamma=gamma,
+                query_vector=qv,
+            )
             weights = [max(s.similarity or 0.0, 1e-6) for s in near]
             value = (
                 sum(w * s.ret for w, s in zip(weights, near, strict=True)) / sum(weights)
@@ -306,9 +323,13 @@ class EpisodicMemory:
             return []
         qv = self.memory.embed_query(state) if query_vector is None else query_vector
         hits = self.memory.search(
-            state, k=k, where={"kind": LESSON}, namespace=self.namespace,
-            with_vectors=True, query_vector=qv,
-        )  # fmt: skip
+            state,
+            k=k,
+            where={"kind": LESSON},
+            namespace=self.namespace,
+            with_vectors=True,
+            query_vector=qv,
+        )
         for h in hits:
             h.scores["similarity"] = float(np.dot(h.vector, qv)) if h.vector is not None else 0.0
         return [h for h in hits if h.scores["similarity"] >= min_similarity]

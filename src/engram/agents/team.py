@@ -20,7 +20,9 @@ class TeamMember:
     """One agent: ``remember`` into its private (or the shared) namespace, ``recall`` and
     ``ask`` over both, ``episodes`` in its private namespace."""
 
-    def __init__(self, memory: Memory, name: str, *, shared: str = "shared", prefix: str = "agent:"):
+    def __init__(
+        self, memory: Memory, name: str, *, shared: str = "shared", prefix: str = "agent:"
+    ):
         self.memory = memory
         self.name = name
         self.private = check_namespace(f"{prefix}{name}")
@@ -35,9 +37,13 @@ class TeamMember:
         return [n for n in (self.private, self.shared) if store.namespace_exists(n)]
 
     def remember(
-        self, text: str, *, shared: bool = False, metadata: dict[str, Any] | None = None,
+        self,
+        text: str,
+        *,
+        shared: bool = False,
+        metadata: dict[str, Any] | None = None,
         id: str | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """Store ``text`` privately (or in the shared namespace); returns its document id.
         ``metadata.writer`` is always this member's name, whatever ``metadata`` says."""
         if not isinstance(text, str) or not text.strip():

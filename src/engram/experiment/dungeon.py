@@ -51,7 +51,10 @@ class Room:
     @property
     def text(self) -> str:
         c = self.creature
-        return f"A {c} blocks the way. The {c} looks {self.mood}; behind it, {self.place} and {self.item}."
+        return (
+            f"A {c} blocks the way. The {c} looks {self.mood}; "
+            f"behind it, {self.place} and {self.item}."
+        )
 
 
 def common_sense(state: str) -> str:

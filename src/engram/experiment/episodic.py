@@ -22,8 +22,21 @@ from engram.errors import EngramError
 from engram.experiment.dungeon import ACTIONS, ROOMS, Dungeon, common_sense
 
 AGENTS = ("random", "memoryless", "memory")
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
+T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+}
 
 
 class RandomAgent:
@@ -52,8 +65,13 @@ class MemoryAgent:
     the others), unless a close lesson says it failed. After a failed episode it writes a
     lesson naming the action that failed and where."""
 
-    def __init__(self, episodes: EpisodicMemory, k: int = 3, min_similarity: float = 0.75,
-                 explore: float = 0.5):  # fmt: skip
+    def __init__(
+        self,
+        episodes: EpisodicMemory,
+        k: int = 3,
+        min_similarity: float = 0.75,
+        explore: float = 0.5,
+    ):
         self.memory = episodes
         self.k, self.min_similarity, self.explore = k, min_similarity, explore
         self.ids: dict[int, str] = {}
@@ -61,10 +79,10 @@ class MemoryAgent:
     def act(self, state: str) -> str:
         mem = self.memory
         qv = mem.memory.embed_query(state)
-        values = mem.values(state, ACTIONS, self.k, min_similarity=self.min_similarity,
-                            query_vector=qv)  # fmt: skip
-        lessons = mem.recall_lessons(state, 3, min_similarity=self.min_similarity,
-                                     query_vector=qv)  # fmt: skip
+        values = mem.values(
+            state, ACTIONS, self.k, min_similarity=self.min_similarity, query_vector=qv
+        )
+        lessons = mem.recall_lessons(state, 3, min_similarity=self.min_similarity, query_vector=qv)
         avoid = {h.metadata.get("avoid") for h in lessons}
         guess = common_sense(state)
 
@@ -191,13 +209,19 @@ def run_episodic(
                 rewards["memory"][seed] = run_agent(agent, seed, episodes)
                 if log:
                     last = {a: sum(rewards[a][seed][-5:]) / 5 for a in AGENTS}
-                    log(f"seed {seed}: last-5 mean reward " + ", ".join(
-                        f"{a} {v:.2f}" for a, v in last.items()))  # fmt: skip
+                    log(
+                        f"seed {seed}: last-5 mean reward "
+                        + ", ".join(f"{a} {v:.2f}" for a, v in last.items())
+                    )
             model = mem.embedder.model_id
     return {
         "experiment": "episodic",
-        "environment": {"name": "dungeon", "rooms": ROOMS, "actions": list(ACTIONS),
-                        "max_reward": ROOMS},  # fmt: skip
+        "environment": {
+            "name": "dungeon",
+            "rooms": ROOMS,
+            "actions": list(ACTIONS),
+            "max_reward": ROOMS,
+        },
         "episodes": episodes,
         "seeds": list(seeds),
         "last20_episodes": max(1, math.ceil(episodes * 0.2)),
@@ -224,8 +248,12 @@ def plot_curve(report: dict[str, Any], path: str | Path) -> None:
     for name, row in report["agents"].items():
         runs = list(row["reward_per_episode"].values())
         ax.plot(x, row["mean_curve"], label=f"{name} (last 20%: {row['mean_reward_last20']:.2f})")
-        ax.fill_between(x, [min(r[i] for r in runs) for i in range(len(x))],
-                        [max(r[i] for r in runs) for i in range(len(x))], alpha=0.15)  # fmt: skip
+        ax.fill_between(
+            x,
+            [min(r[i] for r in runs) for i in range(len(x))],
+            [max(r[i] for r in runs) for i in range(len(x))],
+            alpha=0.15,
+        )
     ax.set_xlabel("episode")
     ax.set_ylabel(f"reward (rooms cleared, max {report['environment']['max_reward']})")
     ax.set_title(f"Episodic memory in the dungeon ({len(report['seeds'])} seeds)")
@@ -239,10 +267,13 @@ def format_text(report: dict[str, Any]) -> str:
     lines = [f"{'agent':12} {'last 20%':>9} {'95% interval':>17} {'all episodes':>13}"]
     for name, row in report["agents"].items():
         lo, hi = row["ci95_last20"]
-        lines.append(f"{name:12} {row['mean_reward_last20']:9.3f} [{lo:6.3f}, {hi:6.3f}] "
-                     f"{row['mean_reward']:13.3f}")  # fmt: skip
-    lines.append(f"{report['episodes']} episodes x {len(report['seeds'])} seeds, "
-                 f"{report['seconds']} s")  # fmt: skip
+        lines.append(
+            f"{name:12} {row['mean_reward_last20']:9.3f} [{lo:6.3f}, {hi:6.3f}] "
+            f"{row['mean_reward']:13.3f}"
+        )
+    lines.append(
+        f"{report['episodes']} episodes x {len(report['seeds'])} seeds, {report['seconds']} s"
+    )
     return "\n".join(lines)
 
 
@@ -264,8 +295,15 @@ def cmd_episodic(args: argparse.Namespace) -> int:
         options["embedder"] = args.embedder
     seeds = [s for group in args.seeds for s in group] if args.seeds else [0, 1, 2, 3, 4]
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    report = run_episodic(args.episodes, list(dict.fromkeys(seeds)), gamma=args.gamma, k=args.k,
-                          min_similarity=args.min_similarity, log=log, **options)  # fmt: skip
+    report = run_episodic(
+        args.episodes,
+        list(dict.fromkeys(seeds)),
+        gamma=args.gamma,
+        k=args.k,
+        min_similarity=args.min_similarity,
+        log=log,
+        **options,
+    )
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
