@@ -234,8 +234,16 @@ def run_episodic(
     }
 
 
-def plot_curve(report: dict[str, Any], path: str | Path) -> None:
-    """The learning curve: mean reward per episode over seeds, with the seeds' range."""
+def smooth(values: Sequence[float], window: int = 5) -> list[float]:
+    """Trailing moving average (the first points average what there is)."""
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / min(window, i + 1) for i in range(len(values))
+    ]
+
+
+def plot_curve(report: dict[str, Any], path: str | Path, window: int = 5) -> None:
+    """The learning curve: reward per episode as a ``window``-episode moving average, mean
+    over seeds, with its 95% t-interval over seeds."""
     try:
         import matplotlib
 
@@ -246,17 +254,19 @@ def plot_curve(report: dict[str, Any], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     x = list(range(1, report["episodes"] + 1))
     for name, row in report["agents"].items():
-        runs = list(row["reward_per_episode"].values())
-        ax.plot(x, row["mean_curve"], label=f"{name} (last 20%: {row['mean_reward_last20']:.2f})")
-        ax.fill_between(
-            x,
-            [min(r[i] for r in runs) for i in range(len(x))],
-            [max(r[i] for r in runs) for i in range(len(x))],
-            alpha=0.15,
-        )
+        runs = [smooth(r, window) for r in row["reward_per_episode"].values()]
+        bands = [interval95([r[i] for r in runs]) for i in range(len(x))]
+        label = f"{name} (last 20%: {row['mean_reward_last20']:.2f})"
+        ax.plot(x, [b[0] for b in bands], label=label)
+        ax.fill_between(x, [b[1] for b in bands], [b[2] for b in bands], alpha=0.2)
     ax.set_xlabel("episode")
     ax.set_ylabel(f"reward (rooms cleared, max {report['environment']['max_reward']})")
-    ax.set_title(f"Episodic memory in the dungeon ({len(report['seeds'])} seeds)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"Episodic memory in the dungeon: {window}-episode moving average, "
+        f"95% interval over {len(report['seeds'])} seeds",
+        fontsize=10,
+    )
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
