@@ -179,3 +179,42 @@ def test_experiment_command(tmp_path, capsys, embedder):
     assert agents["memory"]["mean_reward_last20"] > agents["random"]["mean_reward_last20"]
     assert json.loads((out / "report.json").read_text())["episodes"] == 15
     assert Path(out / "episodic.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_episodes_command(tmp_path, capsys):
+    from engram.cli import main
+
+    store = str(tmp_path / "cli.db")
+
+    def run(*argv: str) -> object:
+        assert main(["--store", store, "episodes", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    step = run("record", "e1", "--state", TROLL, "--action", "bargain", "--reward", "1")
+    assert step["t"] == 0 and step["return"] == 0.0
+    run("record", "e1", "--state", WOLF, "--action", "sneak", "--reward", "0", "--done")
+    run("lesson", "e1", "Sneaking past the wolf failed.")
+    shown = run("show", "e1", "--gamma", "0.5")
+    assert [s["return"] for s in shown["steps"]] == [1.0, 0.0]
+    assert shown["lessons"] == ["Sneaking past the wolf failed."]
+    values = run("values", TROLL2, "--actions", "bargain", "sneak", "fight")
+    assert values["bargain"]["value"] == 1.0 and values["fight"]["value"] is None
+    assert (
+        main(
+            [
+                "--store",
+                store,
+                "episodes",
+                "record",
+                "e1",
+                "--state",
+                TROLL,
+                "--action",
+                "flee",
+                "--reward",
+                "0",
+            ]
+        )
+        == 1
+    )  # the episode is done: one-line error
+    assert "is done" in capsys.readouterr().err

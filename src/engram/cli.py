@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--json", action="store_true")
     qa.set_defaults(func=cmd_eval_qa)
 
-    from engram.agents.cli import add_chat_parser, add_locomo_parser
+    from engram.agents.cli import add_chat_parser, add_episodes_parser, add_locomo_parser
     from engram.experiment.cli import add_experiment_parser
     from engram.export import add_export_parser
     from engram.server.cli import add_server_parsers
@@ -495,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_poisoning_parser(esub)
     add_chat_parser(sub)
+    add_episodes_parser(sub)
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)
