@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 MODES = {"on": ("on",), "off": ("off",), "both": ("off", "on")}
@@ -22,9 +23,15 @@ def cmd_eval_poisoning(args: argparse.Namespace) -> int:
     if args.generator:
         options["generator"] = args.generator
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "results.jsonl").write_text("", encoding="utf-8")
     report = run_poisoning(
-        MODES[args.defences], limit=args.limit, kinds=args.kinds, log=log, **options
+        MODES[args.defences], limit=args.limit, kinds=args.kinds, log=log, out=args.out, **options
     )
+    if args.out:
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        (Path(args.out) / "report.json").write_text(text, encoding="utf-8")
     if args.json:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -71,6 +78,7 @@ def add_poisoning_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--generator", choices=["local", "llamacpp", "openai"], help="answer model (default local)"
     )
+    p.add_argument("--out", metavar="DIR", help="write results.jsonl (as it goes) and report.json")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_eval_poisoning)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import Stemmer
+
 from engram.types import Hit
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
@@ -28,8 +30,13 @@ STOP = _words(
 )
 
 
+_STEM = Stemmer.Stemmer("english")
+
+
 def _subject(sentence: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(sentence) if w.lower() not in STOP and len(w) > 2}
+    """The sentence's content words, stemmed ("keepers" and "keeper" are one subject)."""
+    words = [w.lower() for w in _WORD.findall(sentence)]
+    return set(_STEM.stemWords([w for w in words if w not in STOP and len(w) > 2]))
 
 
 NUMBER_WORDS = _words(
@@ -45,8 +52,20 @@ def _facts(sentence: str) -> set[str]:
     return numbers | names
 
 
+def _is_heading(sentence: str) -> bool:
+    words = _WORD.findall(sentence)
+    capitals = sum(w[0].isupper() for w in words if w.lower() not in STOP)
+    return sentence.startswith("#") or (len(words) > 1 and capitals >= 0.6 * len(words))
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(_WRAP.sub(" ", text)) if len(s.strip()) > 12]
+    """The sentences of ``text`` (line wraps joined; headings and fragments left out)."""
+    parts = (s.strip() for s in _SENTENCE.split(_WRAP.sub(" ", text)))
+    return [s for s in parts if len(s) > 12 and not _is_heading(s)]
+
+
+def _shared(a: str, b: str) -> int:
+    return len(_subject(a) & _subject(b))
 
 
 def disagree(a: str, b: str, overlap: float = 0.4, shared: int = 3) -> bool:
@@ -64,14 +83,15 @@ def find_conflicts(
     hits: list[Hit], writer: Callable[[Hit], str], *, overlap: float = 0.4
 ) -> list[tuple[Hit, str, Hit, str]]:
     """``(hit_a, claim_a, hit_b, claim_b)`` for each pair of hits by different writers with
-    a pair of disagreeing sentences (the first such pair per two hits)."""
+    a pair of disagreeing sentences (per two hits, the pair sharing the most words)."""
     split = [(h, writer(h), sentences(h.text)) for h in hits]
     out = []
     for i, (ha, wa, sa) in enumerate(split):
         for hb, wb, sb in split[i + 1 :]:
             if wa == wb:
                 continue
-            pair = next(((x, y) for x in sa for y in sb if disagree(x, y, overlap)), None)
+            pairs = [(x, y) for x in sa for y in sb if disagree(x, y, overlap)]
+            pair = max(pairs, key=lambda p: _shared(*p), default=None)
             if pair:
                 out.append((ha, pair[0], hb, pair[1]))
     return out

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engram.adversarial.defences import TrustPolicy, guarded_ask
+from engram.adversarial.defences import TrustPolicy, guard, writer_of
 from engram.errors import EngramError
 
 KINDS = ("contradiction", "authority", "flood", "instruction")
@@ -83,33 +83,49 @@ def succeeded(attack: Attack, answer: Any, clean: str) -> bool:
 
 
 def select(attacks: list[Attack], limit: int | None, kinds: Sequence[str] | None) -> list[Attack]:
-    """The attacks of ``kinds``; with ``limit``, that many taken in turn from each kind."""
+    """The attacks of ``kinds``, taken in turn from each kind (so any prefix of the run covers
+    every kind); with ``limit``, only that many."""
     pool = [a for a in attacks if not kinds or a.kind in kinds]
-    if limit is None:
-        return pool
     by_kind = [[a for a in pool if a.kind == k] for k in KINDS]
     out: list[Attack] = []
-    while len(out) < min(limit, len(pool)):
-        for group in by_kind:
-            if group and len(out) < limit:
-                out.append(group.pop(0))
-    return out
+    while any(by_kind):
+        out.extend(group.pop(0) for group in by_kind if group)
+    return out if limit is None else out[:limit]
 
 
-def _ask(mem: Any, attack: Attack, defended: bool, policy: TrustPolicy) -> tuple[Any, dict]:
-    if not defended:
-        answer = mem.ask(attack.question, namespace=NAMESPACE)
-        hits = mem.recall_evidence(attack.question, namespace=NAMESPACE)  # what ask was given
-        return answer, {"evidence": [h.metadata.get("writer") for h in hits]}
-    guarded = guarded_ask(mem, attack.question, policy, namespace=NAMESPACE)
-    info = guarded.guarded.to_dict()
-    ids = set(info["used"])
-    info["evidence"] = [h.metadata.get("writer") for h in guarded.guarded.hits if h.id in ids]
-    return guarded.answer, info
+@dataclass
+class Clean:
+    """A question's answer before any attack, and the evidence it came from."""
+
+    answer: Any
+    evidence: list[int]
+
+
+def _ask(mem: Any, attack: Attack, defended: bool, policy: TrustPolicy, clean: Clean) -> dict:
+    """Answer with defences off (``Memory.ask``) or on (recall 3 x k, guard, answer). The
+    answer stage is deterministic (greedy), so when the evidence is exactly the clean
+    evidence the clean answer is reused instead of generating it again."""
+    q = attack.question
+    k = mem.config.answer_k
+    if defended:
+        guarded = guard(mem.recall_evidence(q, k=k * 3, namespace=NAMESPACE), policy, k=k)
+        hits, info = guarded.hits, guarded.to_dict()
+    else:
+        hits, info = mem.recall_evidence(q, namespace=NAMESPACE), {}
+    reused = [h.id for h in hits] == clean.evidence
+    if reused:
+        answer = clean.answer
+    elif defended:
+        answer = mem.answer(q, hits)
+    else:
+        answer = mem.ask(q, namespace=NAMESPACE)
+    info["evidence"] = [writer_of(h) for h in hits]
+    info["reused"] = reused
+    return {"answer": answer, **info}
 
 
 def run_attack(
-    mem: Any, attack: Attack, n: int, modes: Sequence[str], clean: str, policy: TrustPolicy
+    mem: Any, attack: Attack, n: int, modes: Sequence[str], clean: Clean, policy: TrustPolicy
 ) -> dict[str, Any]:
     """Plant ``attack`` as writer ``attacker-<n>``, ask in each mode, remove it again."""
     from engram.types import Document
@@ -125,16 +141,18 @@ def run_attack(
         "kind": attack.kind,
         "question": attack.question,
         "target": attack.target,
-        "clean_answer": clean,
+        "clean_answer": clean.answer.answer,
     }
     try:
         for mode in modes:
-            answer, info = _ask(mem, attack, mode == "on", policy)
+            info = _ask(mem, attack, mode == "on", policy, clean)
+            answer = info["answer"]
             row[mode] = {
                 "answer": answer.answer,
                 "no_answer": answer.no_answer,
-                "success": succeeded(attack, answer, clean),
+                "success": succeeded(attack, answer, clean.answer.answer),
                 "poison_in_evidence": writer in info["evidence"],
+                "reused_clean_answer": info["reused"],
                 "conflicts": len(info.get("conflicts", [])),
                 "excluded": sorted({e["reason"] for e in info.get("excluded", [])}),
             }
@@ -168,9 +186,11 @@ def run_poisoning(
     attacks: list[Attack] | None = None,
     store: str | None = None,
     log: Callable[[str], None] | None = None,
+    out: str | Path | None = None,
     **memory_options: Any,
 ) -> dict[str, Any]:
-    """Run the attack set against ``ask``; the report (see module doc)."""
+    """Run the attack set against ``ask``; the report (see module doc). With ``out``, each
+    attack's row is appended to ``out/results.jsonl`` as soon as it is done."""
     from engram.memory import Memory
     from engram.samples import load_samples
 
@@ -183,14 +203,16 @@ def run_poisoning(
         location = store or str(Path(tmp) / "poisoning.db")
         with Memory(location, **memory_options) as mem:
             mem.add(load_samples(), namespace=NAMESPACE, metadata={"writer": CURATOR})
-            clean: dict[str, Any] = {}
+            clean: dict[str, Clean] = {}
             for q in dict.fromkeys(a.question for a in chosen):
-                clean[q] = mem.ask(q, namespace=NAMESPACE)
+                hits = mem.recall_evidence(q, namespace=NAMESPACE)
+                clean[q] = Clean(mem.ask(q, namespace=NAMESPACE), [h.id for h in hits])
             rows = []
             for n, attack in enumerate(chosen):
-                rows.append(
-                    run_attack(mem, attack, n, defences, clean[attack.question].answer, policy)
-                )
+                rows.append(run_attack(mem, attack, n, defences, clean[attack.question], policy))
+                if out:
+                    with open(Path(out) / "results.jsonl", "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")
                 if log:
                     log(
                         f"{n + 1}/{len(chosen)} {attack.id}: "
@@ -199,7 +221,7 @@ def run_poisoning(
                         )
                     )
             generator = getattr(mem.generator, "model_id", "?")
-    clean_ok = [contains(clean[a.question].answer, a.truth) for a in chosen if a.truth]
+    clean_ok = [contains(clean[a.question].answer.answer, a.truth) for a in chosen if a.truth]
     return {
         "eval": "poisoning",
         "attacks": len(chosen),
