@@ -205,11 +205,12 @@ def run_poisoning(
         with Memory(location, **memory_options) as mem:
             mem.add(load_samples(), namespace=NAMESPACE, metadata={"writer": CURATOR})
             clean: dict[str, Clean] = {}
-            for q in dict.fromkeys(a.question for a in chosen):
-                hits = mem.recall_evidence(q, namespace=NAMESPACE)
-                clean[q] = Clean(mem.ask(q, namespace=NAMESPACE), [h.id for h in hits])
             rows = []
             for n, attack in enumerate(chosen):
+                q = attack.question
+                if q not in clean:  # asked before its first attack, so every row is complete
+                    hits = mem.recall_evidence(q, namespace=NAMESPACE)
+                    clean[q] = Clean(mem.ask(q, namespace=NAMESPACE), [h.id for h in hits])
                 rows.append(run_attack(mem, attack, n, defences, clean[attack.question], policy))
                 if out:
                     with open(Path(out) / "results.jsonl", "a", encoding="utf-8") as fh:
