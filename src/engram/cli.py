@@ -615,14 +615,17 @@ def build_parser() -> argparse.ArgumentParser:
     ans.add_argument("--json", action="store_true")
     ans.set_defaults(func=cmd_eval_answers)
 
-    from engram.agents.cli import add_chat_parser, add_locomo_parser
+    from engram.adversarial.cli import add_poisoning_parser
+    from engram.agents.cli import add_chat_parser, add_episodes_parser, add_locomo_parser
     from engram.experiment.cli import add_experiment_parser
     from engram.export import add_export_parser
     from engram.server.cli import add_server_parsers
     from engram.sql.cli import add_sql_parser
 
     add_locomo_parser(esub)
+    add_poisoning_parser(esub)
     add_chat_parser(sub)
+    add_episodes_parser(sub)
     add_server_parsers(sub)
     add_export_parser(sub)
     add_experiment_parser(sub)

@@ -1,4 +1,5 @@
-"""Command line: ``engram chat`` (a terminal chat over a namespace) and ``engram eval locomo``.
+"""Command line: ``engram chat`` (a terminal chat over a namespace), ``engram eval locomo`` and
+``engram episodes``.
 
 ``engram.cli`` registers them with ``add_chat_parser(subparsers)`` and
 ``add_locomo_parser(eval_subparsers)``; each handler receives the parsed arguments, which
@@ -143,4 +144,73 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval_locomo)
+    return p
+
+
+def cmd_episodes(args: argparse.Namespace) -> int:
+    """``engram episodes record|lesson|show|recall|values``."""
+    from engram.agents.episodes import EpisodicMemory
+    from engram.memory import Memory
+
+    store = args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
+    with Memory(store, **_memory_options(args)) as mem:
+        ep = EpisodicMemory(mem, args.namespace, gamma=args.gamma)
+        action = args.episodes_command
+        if action == "record":
+            out: Any = ep.record(
+                args.episode, args.state, args.action, args.reward, done=args.done
+            ).to_dict()
+        elif action == "lesson":
+            out = {"id": ep.add_lesson(args.episode, args.text)}
+        elif action == "show":
+            out = {
+                "steps": [s.to_dict() for s in ep.steps(args.episode)],
+                "lessons": ep.lessons(args.episode),
+            }
+        elif action == "recall":
+            found = ep.recall(args.state, args.k, action=args.action)
+            out = [s.to_dict() for s in found]
+        else:
+            values = ep.values(args.state, args.actions, args.k, min_similarity=args.min_similarity)
+            out = {a: v.to_dict() for a, v in values.items()}
+    json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def add_episodes_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``engram episodes`` (episodic memory of a namespace; prints JSON)."""
+    p = subparsers.add_parser(
+        "episodes",
+        help="episodic memory: record steps and lessons, recall similar states, action values",
+    )
+    esub = p.add_subparsers(dest="episodes_command", required=True, metavar="ACTION")
+
+    def sub(name: str, help: str) -> argparse.ArgumentParser:
+        s = esub.add_parser(name, help=help)
+        s.add_argument("--namespace", default="episodes", help="default 'episodes'")
+        s.add_argument("--gamma", type=float, default=0.9, help="discount (default 0.9)")
+        s.set_defaults(func=cmd_episodes)
+        return s
+
+    r = sub("record", "store one step of an episode")
+    r.add_argument("episode")
+    r.add_argument("--state", required=True, help="the state, as text")
+    r.add_argument("--action", required=True)
+    r.add_argument("--reward", type=float, required=True)
+    r.add_argument("--done", action="store_true", help="the episode ends with this step")
+    le = sub("lesson", "store a lesson written after an episode")
+    le.add_argument("episode")
+    le.add_argument("text")
+    sh = sub("show", "an episode's steps with their returns, and its lessons")
+    sh.add_argument("episode")
+    rc = sub("recall", "the stored steps nearest to a state, with actions and returns")
+    rc.add_argument("state")
+    rc.add_argument("--k", type=int, default=5)
+    rc.add_argument("--action", help="only steps that took this action")
+    v = sub("values", "a value estimate per candidate action from its nearest steps")
+    v.add_argument("state")
+    v.add_argument("--actions", nargs="+", required=True)
+    v.add_argument("--k", type=int, default=3)
+    v.add_argument("--min-similarity", type=float, default=0.0)
     return p

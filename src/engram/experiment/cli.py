@@ -1,4 +1,4 @@
-"""``engram experiment finetune-vs-memory``: registered by ``engram.cli`` with
+"""``engram experiment finetune-vs-memory`` (and ``episodic``): registered by ``engram.cli`` with
 ``add_experiment_parser(subparsers)``."""
 
 from __future__ import annotations
@@ -164,3 +164,7 @@ def add_experiment_parser(sub: Any) -> None:
     f.add_argument("--json", action="store_true", help="print the report as JSON")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     f.set_defaults(func=cmd_finetune_vs_memory)
+
+    from engram.experiment.episodic import add_episodic_parser
+
+    add_episodic_parser(esub)
