@@ -45,7 +45,7 @@ def answer_from_hits(
         if on_token and not prompt_only:
             on_token(no_answer)
         return Answer(question, no_answer, no_answer=True, raw=no_answer)
-    reader = reader or choose_reader(settings.reader, generator, persona=bool(persona or pinned))
+    reader = reader or choose_reader(settings.reader, generator)
     clusters = cluster_hits(hits, threshold=settings.cluster_threshold) if hits else []
     room = max(256, generator.context_window - settings.read.max_tokens - 64)
     prompt = build_prompt(
