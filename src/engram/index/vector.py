@@ -1,12 +1,17 @@
 """Vector index: exact inner-product search over float32 segments (memory-mapped on disk).
 
-Exact search is the reference the HNSW graph (hnswlib) is measured against, and the
+Exact search is the reference the HNSW graph (usearch) is measured against, and the
 path taken whenever a filter leaves few candidates: scoring only the allowed rows is both exact
 and faster than asking a graph index to skip most of its neighbours.
+
+usearch ships wheels for Linux (x86_64, arm64), macOS and Windows, so no compiler is needed
+(docs/benchmarks.md compares it with hnswlib and faiss). Graph files written by hnswlib before
+are not read: such an index is rebuilt from the store once, with a one-line notice.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from engram.index.base import SegmentedIndex, mask_of, positions_of
+from engram.index.base import SegmentedIndex, log, mask_of, positions_of
+
+GRAPH_LIB = "usearch"
 
 
 @dataclass
@@ -36,7 +43,7 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 class FlatVectorIndex(SegmentedIndex):
     """Cosine (inner product of unit vectors) search: exact, plus an HNSW graph at scale.
 
-    With ``ann="auto"`` an HNSW graph (hnswlib) is built once the index holds ``ann_threshold``
+    With ``ann="auto"`` an HNSW graph (usearch) is built once the index holds ``ann_threshold``
     rows and then kept up to date incrementally and saved beside the segments. Queries whose
     filter leaves at most ``exact_filter_max`` candidates are answered exactly instead.
     """
@@ -81,32 +88,47 @@ class FlatVectorIndex(SegmentedIndex):
     def _want_hnsw(self) -> bool:
         return self.ann == "hnsw" or (self.ann == "auto" and self.size() >= self.ann_threshold)
 
+    def _new_graph(self) -> Any:
+        from usearch.index import Index
+
+        return Index(
+            ndim=self.dim,
+            metric="ip",
+            dtype="f32",
+            connectivity=self.hnsw_m,
+            expansion_add=self.hnsw_ef_construction,
+            expansion_search=self.hnsw_ef_search,
+        )
+
     def _hnsw_add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         if not len(ids):
             return
-        need = self.hnsw.get_current_count() + len(ids)
-        if need > self.hnsw.get_max_elements():
-            self.hnsw.resize_index(max(need, 2 * self.hnsw.get_max_elements()))
-        self.hnsw.add_items(np.asarray(vecs, dtype=np.float32), ids, num_threads=self.threads)
+        ids = np.asarray(ids, dtype=np.uint64)
+        present = np.asarray(self.hnsw.contains(ids), dtype=bool).reshape(-1)
+        if present.any():  # the graph holds one vector per id: an update replaces it
+            self.hnsw.remove(ids[present])
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        self.hnsw.add(ids, vecs, threads=self.threads)
         self._hnsw_dirty = True
 
     def build_hnsw(self) -> None:
         """Build the graph over every live row (called once the index is large enough)."""
-        import hnswlib
-
-        self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
-        self.hnsw.init_index(
-            max_elements=max(1024, self.size() * 5 // 4),
-            M=self.hnsw_m,
-            ef_construction=self.hnsw_ef_construction,
-        )
+        self.hnsw = self._new_graph()
         for seg in self.segments:
             pos = np.flatnonzero(seg.alive)
             for i in range(0, len(pos), 50_000):
                 part = pos[i : i + 50_000]
                 self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
         if self._mem_ids:
-            self._hnsw_add(np.array(self._mem_ids, dtype=np.int64), np.vstack(self._mem_vecs))
+            live = [
+                (i, v)
+                for i, v in zip(self._mem_ids, self._mem_vecs, strict=True)
+                if i not in self.deleted
+            ]
+            if live:
+                ids, vecs = zip(*live, strict=True)
+                self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
+        self._hnsw_dirty = True
         self.dirty = True
 
     def size(self) -> int:
@@ -154,13 +176,8 @@ class FlatVectorIndex(SegmentedIndex):
     def _on_remove(self, ids: np.ndarray) -> None:
         for s in self.segments:
             s.alive &= ~mask_of(s.ids, ids)
-        if self.hnsw is not None:
-            for i in ids.tolist():
-                try:
-                    self.hnsw.mark_deleted(i)
-                    self._hnsw_dirty = True
-                except RuntimeError:
-                    pass  # not in the graph (added and deleted before it was built)
+        if self.hnsw is not None and len(ids) and self.hnsw.remove(ids.astype(np.uint64)):
+            self._hnsw_dirty = True
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
         if self.hnsw is None and self._want_hnsw():
@@ -169,20 +186,42 @@ class FlatVectorIndex(SegmentedIndex):
             return {}
         if not (seg_dir / self._hnsw_name).is_file():  # never saved, or swept by another process
             self._hnsw_dirty = True
-        name = self._hnsw_name if not self._hnsw_dirty else f"hnsw-{tag}.bin"
+        name = self._hnsw_name if not self._hnsw_dirty else f"{GRAPH_LIB}-{tag}.bin"
         if self._hnsw_dirty:
-            self.hnsw.save_index(str(seg_dir / name))
+            self.hnsw.save(str(seg_dir / name))
             self._hnsw_dirty = False
             self._hnsw_name = name
-        return {"file_hnsw": name}
+        return {"graph": GRAPH_LIB, "file_graph": name}
+
+    def _load(self) -> bool:
+        manifest = self._peek_manifest()
+        if manifest is not None and "file_hnsw" in manifest:
+            log.warning(
+                "engram: the vector graph in %s was written by hnswlib; rebuilding the vector "
+                "index from the store with %s (once)",
+                self.directory,
+                GRAPH_LIB,
+            )
+            return False
+        return super()._load()
+
+    def _peek_manifest(self) -> dict[str, Any] | None:
+        try:
+            name = (self.directory / "CURRENT").read_text().strip()
+            return json.loads((self.directory / name).read_text())
+        except (OSError, ValueError):
+            return None  # the base class reports and rebuilds
 
     def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
-        name = manifest.get("file_hnsw")
+        name = manifest.get("file_graph")
         if name:
-            import hnswlib
-
-            self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
-            self.hnsw.load_index(str(seg_dir / name))
+            graph = self._new_graph()
+            graph.load(str(seg_dir / name))
+            if graph.ndim != self.dim:
+                raise ValueError(f"graph {name} has {graph.ndim} dims, expected {self.dim}")
+            graph.expansion_add = self.hnsw_ef_construction
+            graph.expansion_search = self.hnsw_ef_search
+            self.hnsw = graph
             self._hnsw_name, self._hnsw_dirty = name, False
 
     def _save_segment(self, seg: VectorSegment, stem: Path) -> None:
@@ -229,17 +268,16 @@ class FlatVectorIndex(SegmentedIndex):
     def _search_hnsw(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]] | None:
-        live = self.hnsw.get_current_count() - len(self.deleted)
+        live = len(self.hnsw)
         if live <= 0:
             return []
         share = 1.0 if allowed is None else min(1.0, len(allowed) / live)
         fetch = min(live, int(k / share * 1.5) + k)
-        self.hnsw.set_ef(max(self.hnsw_ef_search, fetch))
-        try:
-            labels, dists = self.hnsw.knn_query(q, k=fetch, num_threads=1)
-        except RuntimeError:  # fewer reachable live rows than asked for
+        self.hnsw.expansion_search = max(self.hnsw_ef_search, fetch)
+        found = self.hnsw.search(q, fetch, threads=1)
+        if len(found) < min(k, live):  # fewer reachable live rows than asked for
             return None
-        ids, scores = labels[0].astype(np.int64), 1.0 - dists[0]
+        ids, scores = found.keys.astype(np.int64), 1.0 - found.distances.astype(np.float32)
         if allowed is not None:
             keep = np.isin(ids, allowed, assume_unique=True)
             ids, scores = ids[keep], scores[keep]
