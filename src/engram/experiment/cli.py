@@ -159,7 +159,8 @@ def add_experiment_parser(sub: Any) -> None:
     f.add_argument(
         "--out",
         metavar="DIR",
-        help="write report.json, predictions.jsonl, the adapters, datasets and a plot",
+        help="write report.json, predictions.jsonl, the adapters, datasets and a plot "
+        "(default: print the report only)",
     )
     f.add_argument("--json", action="store_true", help="print the report as JSON")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
