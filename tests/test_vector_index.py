@@ -61,7 +61,7 @@ def test_graph_settings_are_configurable_and_updates_replace(tmp_path):
     )
     idx.add([(i + 1, "", v) for i, v in enumerate(x)])
     idx.build_hnsw()
-    assert (idx.hnsw.connectivity, idx.hnsw.expansion_add) == (12, 60)
+    assert (idx.hnsw.index.hnsw.efConstruction, idx.hnsw.index.hnsw.nb_neighbors(1)) == (60, 12)
     # the same id added again (an updated chunk) replaces its vector in the graph
     idx.add([(1, "", x[500])])
     assert len(idx.hnsw) == 800
@@ -72,7 +72,7 @@ def test_graph_settings_are_configurable_and_updates_replace(tmp_path):
         tmp_path / "v", dim=32, ann="hnsw", hnsw_m=12, hnsw_ef_construction=60, hnsw_ef_search=40
     )
     assert again.load() and len(again.hnsw) == 800
-    assert (again.hnsw.connectivity, again.hnsw.expansion_search) == (12, 40)
+    assert (again.hnsw.m, again.hnsw.ef_search) == (12, 40)
 
 
 def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog):
@@ -94,9 +94,9 @@ def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog
     folder = mem.vector.directory
     current = folder / (folder / "CURRENT").read_text().strip()
     manifest = json.loads(current.read_text())
-    assert manifest["graph"] == "usearch"
+    assert manifest["graph"] == "faiss"
     graph = manifest.pop("file_graph")
-    del manifest["graph"]
+    del manifest["graph"], manifest["file_graph_ids"]
     (folder / "segments" / graph).rename(folder / "segments" / "hnsw-0001.bin")
     manifest["file_hnsw"] = "hnsw-0001.bin"  # what an hnswlib-era manifest names
     current.write_text(json.dumps(manifest))
@@ -107,4 +107,4 @@ def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog
     assert len(notices) == 1 and "\n" not in notices[0]
     assert [h.id for h in after] == [h.id for h in before]
     fresh = json.loads((folder / (folder / "CURRENT").read_text().strip()).read_text())
-    assert "file_hnsw" not in fresh and fresh["graph"] == "usearch"
+    assert "file_hnsw" not in fresh and fresh["graph"] == "faiss"

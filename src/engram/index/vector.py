@@ -1,12 +1,11 @@
 """Vector index: exact inner-product search over float32 segments (memory-mapped on disk).
 
-Exact search is the reference the HNSW graph (usearch) is measured against, and the
-path taken whenever a filter leaves few candidates: scoring only the allowed rows is both exact
-and faster than asking a graph index to skip most of its neighbours.
+Exact search is the reference the HNSW graph (faiss, ``engram.index.graph``) is measured
+against, and the path taken whenever a filter leaves few candidates: scoring only the allowed
+rows is both exact and faster than asking a graph index to skip most of its neighbours.
 
-usearch ships wheels for Linux (x86_64, arm64), macOS and Windows, so no compiler is needed
-(docs/benchmarks.md compares it with hnswlib and faiss). Graph files written by hnswlib before
-are not read: such an index is rebuilt from the store once, with a one-line notice.
+Graph files written by hnswlib (before Engram moved to faiss, whose wheels need no compiler) are
+not read: such an index is rebuilt from the store once, with a one-line notice.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from engram.index.base import SegmentedIndex, log, mask_of, positions_of
-
-GRAPH_LIB = "usearch"
+from engram.index.graph import LIBRARY as GRAPH_LIB
+from engram.index.graph import HnswGraph
 
 
 @dataclass
@@ -43,7 +42,7 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 class FlatVectorIndex(SegmentedIndex):
     """Cosine (inner product of unit vectors) search: exact, plus an HNSW graph at scale.
 
-    With ``ann="auto"`` an HNSW graph (usearch) is built once the index holds ``ann_threshold``
+    With ``ann="auto"`` an HNSW graph (faiss) is built once the index holds ``ann_threshold``
     rows and then kept up to date incrementally and saved beside the segments. Queries whose
     filter leaves at most ``exact_filter_max`` candidates are answered exactly instead.
     """
@@ -80,36 +79,19 @@ class FlatVectorIndex(SegmentedIndex):
         super().reset()
         self._mem_ids: list[int] = []
         self._mem_vecs: list[np.ndarray] = []
-        self.hnsw: Any = None
-        self._hnsw_dirty = False
-        self._hnsw_name = ""
+        self.hnsw: HnswGraph | None = None
+        self._hnsw_name = self._ids_name = ""
 
     # -- HNSW -----------------------------------------------------------------------------
     def _want_hnsw(self) -> bool:
         return self.ann == "hnsw" or (self.ann == "auto" and self.size() >= self.ann_threshold)
 
-    def _new_graph(self) -> Any:
-        from usearch.index import Index
-
-        return Index(
-            ndim=self.dim,
-            metric="ip",
-            dtype="f32",
-            connectivity=self.hnsw_m,
-            expansion_add=self.hnsw_ef_construction,
-            expansion_search=self.hnsw_ef_search,
-        )
+    def _new_graph(self) -> HnswGraph:
+        return HnswGraph(self.dim, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
 
     def _hnsw_add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        if not len(ids):
-            return
-        ids = np.asarray(ids, dtype=np.uint64)
-        present = np.asarray(self.hnsw.contains(ids), dtype=bool).reshape(-1)
-        if present.any():  # the graph holds one vector per id: an update replaces it
-            self.hnsw.remove(ids[present])
-        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        self.hnsw.add(ids, vecs, threads=self.threads)
-        self._hnsw_dirty = True
+        if len(ids):
+            self.hnsw.add(ids, vecs, threads=self.threads)
 
     def build_hnsw(self) -> None:
         """Build the graph over every live row (called once the index is large enough)."""
@@ -128,7 +110,6 @@ class FlatVectorIndex(SegmentedIndex):
             if live:
                 ids, vecs = zip(*live, strict=True)
                 self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
-        self._hnsw_dirty = True
         self.dirty = True
 
     def size(self) -> int:
@@ -176,22 +157,31 @@ class FlatVectorIndex(SegmentedIndex):
     def _on_remove(self, ids: np.ndarray) -> None:
         for s in self.segments:
             s.alive &= ~mask_of(s.ids, ids)
-        if self.hnsw is not None and len(ids) and self.hnsw.remove(ids.astype(np.uint64)):
-            self._hnsw_dirty = True
+        if self.hnsw is not None:
+            self.hnsw.remove(ids)
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
         if self.hnsw is None and self._want_hnsw():
             self.build_hnsw()
         if self.hnsw is None:
             return {}
-        if not (seg_dir / self._hnsw_name).is_file():  # never saved, or swept by another process
-            self._hnsw_dirty = True
-        name = self._hnsw_name if not self._hnsw_dirty else f"{GRAPH_LIB}-{tag}.bin"
-        if self._hnsw_dirty:
-            self.hnsw.save(str(seg_dir / name))
-            self._hnsw_dirty = False
-            self._hnsw_name = name
-        return {"graph": GRAPH_LIB, "file_graph": name}
+        g = self.hnsw
+        # never saved, or swept by another process: write anew
+        if not (seg_dir / f"{self._hnsw_name}.{GRAPH_LIB}").is_file():
+            g.graph_dirty = True
+        if not (seg_dir / f"{self._ids_name}.ids.npy").is_file():
+            g.ids_dirty = True
+        if g.graph_dirty:
+            self._hnsw_name = self._ids_name = f"graph-{tag}"
+            g.save(seg_dir, self._hnsw_name)
+        elif g.ids_dirty:  # deletes only: the graph file stays, a new id table is written
+            self._ids_name = f"graph-ids-{tag}"
+            g.save_ids(seg_dir, self._ids_name)
+        return {
+            "graph": GRAPH_LIB,
+            "file_graph": f"{self._hnsw_name}.{GRAPH_LIB}",
+            "file_graph_ids": f"{self._ids_name}.ids.npy",
+        }
 
     def _load(self) -> bool:
         manifest = self._peek_manifest()
@@ -213,16 +203,17 @@ class FlatVectorIndex(SegmentedIndex):
             return None  # the base class reports and rebuilds
 
     def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
-        name = manifest.get("file_graph")
-        if name:
-            graph = self._new_graph()
-            graph.load(str(seg_dir / name))
-            if graph.ndim != self.dim:
-                raise ValueError(f"graph {name} has {graph.ndim} dims, expected {self.dim}")
-            graph.expansion_add = self.hnsw_ef_construction
-            graph.expansion_search = self.hnsw_ef_search
-            self.hnsw = graph
-            self._hnsw_name, self._hnsw_dirty = name, False
+        if manifest.get("file_graph"):
+            if manifest.get("graph") != GRAPH_LIB:
+                raise ValueError(f"graph written by {manifest.get('graph')}, not {GRAPH_LIB}")
+            graph = manifest["file_graph"].split(".")[0]
+            ids = manifest["file_graph_ids"].split(".")[0]
+            self.hnsw = HnswGraph.load(
+                seg_dir, graph, ids, self.hnsw_ef_construction, self.hnsw_ef_search
+            )
+            if self.hnsw.dim != self.dim:
+                raise ValueError(f"graph {graph} has {self.hnsw.dim} dims, expected {self.dim}")
+            self._hnsw_name, self._ids_name = graph, ids
 
     def _save_segment(self, seg: VectorSegment, stem: Path) -> None:
         np.save(str(stem) + ".ids.npy", seg.ids)
@@ -273,11 +264,9 @@ class FlatVectorIndex(SegmentedIndex):
             return []
         share = 1.0 if allowed is None else min(1.0, len(allowed) / live)
         fetch = min(live, int(k / share * 1.5) + k)
-        self.hnsw.expansion_search = max(self.hnsw_ef_search, fetch)
-        found = self.hnsw.search(q, fetch, threads=1)
-        if len(found) < min(k, live):  # fewer reachable live rows than asked for
+        ids, scores = self.hnsw.search(q, fetch)
+        if len(ids) < min(k, live):  # fewer reachable live rows than asked for
             return None
-        ids, scores = found.keys.astype(np.int64), 1.0 - found.distances.astype(np.float32)
         if allowed is not None:
             keep = np.isin(ids, allowed, assume_unique=True)
             ids, scores = ids[keep], scores[keep]
