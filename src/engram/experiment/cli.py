@@ -27,7 +27,7 @@ def cmd_finetune_vs_memory(args: argparse.Namespace) -> int:
         import peft  # noqa: F401
     except ImportError as exc:
         raise EngramError(
-            "the experiment needs peft: pip install 'engram[finetune]' (or peft==0.21.2)"
+            "the experiment needs peft: pip install 'engram-store[finetune]'"
         ) from exc
     from engram.experiment.finetune import ExperimentConfig, run_experiment
     from engram.experiment.report import format_text, plot
