@@ -3,7 +3,9 @@
 Each builds an inner-product HNSW graph with Engram's defaults (M 32, ef_construction 200) over
 the same ``--scale`` clustered 384-d unit vectors of ``bench.data``, on ``--threads`` threads,
 then answers the same queries one at a time at ef_search 128; recall@10 is against exact
-(numpy) search. Prints one JSON line per library::
+(numpy) search. Times are wall clock and, less disturbed by other jobs on a shared machine, this
+process's CPU time (``*_cpu_*``; the build runs on one thread by default). One JSON line per
+library::
 
     python -m bench.ann_libs --scale 100000 --libs hnswlib,usearch,faiss
 """
@@ -89,14 +91,15 @@ LIBS = {"hnswlib": _hnswlib, "usearch": _usearch, "faiss": _faiss}
 def measure(name: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, a: Any) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "index.bin")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         search, save_load = LIBS[name](x, a, path)
-        build = time.perf_counter() - t0
-        times, hits = [], 0
+        build, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+        times, cpu, hits = [], [], 0
         for q, t in zip(qs, truth, strict=True):
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             found = search(q)
             times.append((time.perf_counter() - t1) * 1000)
+            cpu.append((time.process_time() - c1) * 1000)
             hits += len(set(np.asarray(found).tolist()) & set(t.tolist()))
         t2 = time.perf_counter()
         save_load()
@@ -107,9 +110,11 @@ def measure(name: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, a: Any)
         "lib": name,
         "scale": len(x),
         "build_s": round(build, 1),
+        "build_cpu_s": round(build_cpu, 1),
         "recall@10": round(hits / truth.size, 4),
         "p50_ms": pct["p50_ms"],
         "p99_ms": pct["p99_ms"],
+        "p50_cpu_ms": round(float(np.median(cpu)), 3),
         "save_load_s": round(reload, 2),
         "file_mib": round(size / 2**20, 1),
         "m": a.m,
