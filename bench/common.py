@@ -117,7 +117,7 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("engram", "numpy", "scipy", "hnswlib", "lancedb", "pyarrow", "bm25s"):
+    for pkg in ("engram-store", "numpy", "scipy", "faiss-cpu", "lancedb", "pyarrow", "bm25s"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -102,7 +102,7 @@ class EngramEngine(Engine):
     """
 
     name = "engram"
-    libraries = ("engram.memory", "engram.embed.precomputed", "hnswlib")
+    libraries = ("engram.memory", "engram.embed.precomputed", "faiss")
 
     def _memory(self):
         from engram.embed.precomputed import PrecomputedEmbedder

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         vi = mem.vector
         if vi.hnsw is None:
             raise SystemExit(f"{dst} holds no HNSW graph")
-        a.m, a.efc = vi.hnsw.M, vi.hnsw.ef_construction
+        a.m, a.efc = vi.hnsw.m, vi.hnsw.ef_construction
     else:
         dst = work / "stores" / f"n{a.scale}" / (a.name or f"engram-m{a.m}-efc{a.efc}")
         if dst.exists():
@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         vi.build_hnsw()
         build_s = time.perf_counter() - t0
-        vi._hnsw_dirty = True
         vi.dirty = True
         t0 = time.perf_counter()
         mem.save()
@@ -78,13 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     d = datamod.load(work / "data" / f"n{a.scale}")
     sweep = []
     for ef in [int(x) for x in a.ef.split(",")]:
-        vi.hnsw.set_ef(ef)
+        vi.hnsw.ef_search = ef
         rec, ms = [], []
         for i in range(min(a.queries, len(d["qvecs"]))):
             t1 = time.perf_counter()
-            labels, _ = vi.hnsw.knn_query(d["qvecs"][i], k=10, num_threads=1)
+            labels, _ = vi.hnsw.search(d["qvecs"][i], 10)
             ms.append((time.perf_counter() - t1) * 1000)
-            rows = [int(x) - 1 for x in labels[0]]  # chunk ids are row + 1 in these stores
+            rows = [int(x) - 1 for x in labels]  # chunk ids are row + 1 in these stores
             rec.append(recall_at_k(rows, d["truth"][i]))
         sweep.append(
             {

@@ -46,7 +46,7 @@ def _committed(path) -> int:
         return 0
 
 
-def test_sigkill_mid_ingest_then_resume(tmp_path, embedder):
+def test_sigkill_mid_ingest_then_resume(tmp_path):
     path = tmp_path / "crash.db"
     env = {**os.environ, "ENGRAM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env)
@@ -63,7 +63,7 @@ def test_sigkill_mid_ingest_then_resume(tmp_path, embedder):
     keys = [r[0] for r in conn.execute("SELECT doc_key FROM documents")]
     conn.close()
 
-    with Memory(path, embedder=embedder) as mem:
+    with Memory(path) as mem:  # the embedder the store was made with (the default)
         assert mem.stats()["chunks"] == committed
         for key in keys:
             i = key[1:]

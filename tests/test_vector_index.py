@@ -52,3 +52,59 @@ def test_hnsw_recall_deletes_and_filters(tmp_path):
     assert again.load() and again.hnsw is not None
     assert top not in {i for i, _ in again.search(queries[0], 50)}
     assert again.search(queries[2], 5) == idx.search(queries[2], 5)
+
+
+def test_graph_settings_are_configurable_and_updates_replace(tmp_path):
+    x = clustered(800)
+    idx = FlatVectorIndex(
+        tmp_path / "v", dim=32, ann="hnsw", hnsw_m=12, hnsw_ef_construction=60, hnsw_ef_search=40
+    )
+    idx.add([(i + 1, "", v) for i, v in enumerate(x)])
+    idx.build_hnsw()
+    assert (idx.hnsw.index.hnsw.efConstruction, idx.hnsw.index.hnsw.nb_neighbors(1)) == (60, 12)
+    # the same id added again (an updated chunk) replaces its vector in the graph
+    idx.add([(1, "", x[500])])
+    assert len(idx.hnsw) == 800
+    assert 1 in {i for i, _ in idx.search(x[500], 2)}
+    idx.last_seq = 1
+    idx.save()
+    again = FlatVectorIndex(
+        tmp_path / "v", dim=32, ann="hnsw", hnsw_m=12, hnsw_ef_construction=60, hnsw_ef_search=40
+    )
+    assert again.load() and len(again.hnsw) == 800
+    assert (again.hnsw.m, again.hnsw.ef_search) == (12, 40)
+
+
+def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog):
+    """Stores written while hnswlib built the graph: the file is not read; the index is
+    rebuilt from SQL once, with a one-line notice, and answers as before."""
+    import json
+
+    from engram.embed.precomputed import PrecomputedEmbedder
+    from engram.memory import Memory
+    from engram.types import Document
+
+    x = clustered(300)
+    path = tmp_path / "old.db"
+    emb = PrecomputedEmbedder(32, "synthetic-32")
+    docs = [Document(text=f"row {i}", id=f"d{i}") for i in range(300)]
+    with Memory(path, embedder=emb, ann="hnsw") as mem:
+        mem.import_vectors(docs, x)
+        before = mem.search("", query_vector=x[7], mode="vector", k=5)
+    folder = mem.vector.directory
+    current = folder / (folder / "CURRENT").read_text().strip()
+    manifest = json.loads(current.read_text())
+    assert manifest["graph"] == "faiss"
+    graph = manifest.pop("file_graph")
+    del manifest["graph"], manifest["file_graph_ids"]
+    (folder / "segments" / graph).rename(folder / "segments" / "hnsw-0001.bin")
+    manifest["file_hnsw"] = "hnsw-0001.bin"  # what an hnswlib-era manifest names
+    current.write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING"), Memory(path, embedder=emb, ann="hnsw") as mem:
+        after = mem.search("", query_vector=x[7], mode="vector", k=5)
+        assert mem.vector.hnsw is not None
+    notices = [r.getMessage() for r in caplog.records if "hnswlib" in r.getMessage()]
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert [h.id for h in after] == [h.id for h in before]
+    fresh = json.loads((folder / (folder / "CURRENT").read_text().strip()).read_text())
+    assert "file_hnsw" not in fresh and fresh["graph"] == "faiss"

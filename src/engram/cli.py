@@ -9,10 +9,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engram.cli_help import (
+    EMBEDDERS,
+    GENERATORS,
+    apply_formatter,
+    env_choice,
+    missing_extra_hint,
+    quiet_model_loading,
+    version_string,
+)
 from engram.config import READERS
 from engram.errors import EngramError
 
-EPILOG = "The store is --store, else $ENGRAM_STORE, else ./engram.db."
+DESCRIPTION = (
+    "Engram: an open memory store for foundation models. Add files, search them with hybrid\n"
+    "(keyword + vector) recall, and ask questions answered with cited sources.\n"
+    "'engram COMMAND --help' documents each command."
+)
+
+EPILOG = (
+    "The store is --store, else $ENGRAM_STORE, else ./engram.db. A store remembers the embedder\n"
+    "it was made with; $ENGRAM_EMBEDDER and $ENGRAM_GENERATOR set --embedder and --generator."
+)
 
 
 def _store(args: argparse.Namespace) -> str:
@@ -25,6 +43,7 @@ def _memory(
     """The Memory of ``--store``; only commands that write (``add``, ``demo``) create it."""
     from engram.memory import Memory
 
+    generator = generator or getattr(args, "generator", None)
     if generator:
         options["generator"] = generator
     if getattr(args, "threads", None):
@@ -292,7 +311,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.max_tokens:
         options["answer_max_tokens"] = args.max_tokens
-    with _memory(args, generator=args.generator, **options) as mem:
+    with _memory(args, **options) as mem:
         stream = not args.json and not args.show_prompt
 
         def write(piece: str) -> None:
@@ -461,32 +480,39 @@ def add_store_parsers(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="engram", description=__doc__, epilog=EPILOG)
-    p.add_argument("--store", help="store path (default: $ENGRAM_STORE or ./engram.db)")
-    p.add_argument("--threads", type=int, help="threads for local models (default 1)")
+    p = argparse.ArgumentParser(prog="engram", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=version_string())
+    p.add_argument(
+        "--store", help="SQLite file or postgresql:// URL (default: $ENGRAM_STORE or ./engram.db)"
+    )
+    p.add_argument(
+        "--threads", type=int, help="threads for local models (default: $ENGRAM_THREADS, else 1)"
+    )
     p.add_argument(
         "--embedder",
-        choices=["local", "onnx", "openai"],
-        help="embedding model (default local all-MiniLM-L6-v2)",
+        choices=EMBEDDERS,
+        help="embedding model: onnx (int8 all-MiniLM-L6-v2, no torch), local (the same model on "
+        "torch; models extra) or openai (default: $ENGRAM_EMBEDDER, else the one the store was "
+        "made with, else onnx)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     a = sub.add_parser("add", help="add files, folders or stdin (-) to memory")
-    a.add_argument("paths", nargs="+", metavar="PATH")
-    a.add_argument("--namespace", default="default")
+    a.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or - for stdin")
+    a.add_argument("--namespace", default="default", help="namespace to add into")
     a.add_argument(
         "--meta",
         action="append",
         metavar="KEY=VALUE",
-        help="metadata for every document (repeatable; values parsed as JSON)",
+        help="metadata for every document (repeatable; values parsed as JSON; default: none)",
     )
     a.add_argument(
         "--format",
         choices=["text", "md", "html", "json", "jsonl", "csv"],
-        help="format of stdin (default text)",
+        help="format of stdin (default: text)",
     )
-    a.add_argument("--max-file-mb", type=float, default=20.0, help="refuse larger files")
-    a.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default 200)")
+    a.add_argument("--max-file-mb", type=float, default=20.0, help="skip larger files")
+    a.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default: 200)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.add_argument(
         "--strict", action="store_true", help="exit 1 when any input is skipped (default: 0)"
@@ -495,18 +521,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_add)
 
     s = sub.add_parser("search", help="recall chunks for a query")
-    s.add_argument("query")
-    s.add_argument("--k", type=int, default=10)
-    s.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default=None)
+    s.add_argument("query", help="what to look for, in plain words")
+    s.add_argument("--k", type=int, default=10, help="hits to return")
+    s.add_argument(
+        "--mode", choices=["hybrid", "keyword", "vector"], help="retrievers (default: hybrid)"
+    )
     s.add_argument(
         "--where",
         action="append",
         metavar="FILTER",
-        help="filter: JSON, or key=value / key>=n / key~text joined by 'and'",
+        help="filter: JSON, or key=value / key>=n / key~text joined by 'and' (default: none)",
     )
-    s.add_argument("--namespace", help="namespace (default 'default'; '*' for all)")
-    s.add_argument("--alpha", type=float, help="vector weight in fusion, 0..1 (default 0.5)")
-    s.add_argument("--fusion", choices=["blend", "rrf"])
+    s.add_argument("--namespace", help="namespace (default: 'default'; '*' for all)")
+    s.add_argument("--alpha", type=float, help="vector weight in fusion, 0..1 (default: 0.5)")
+    s.add_argument(
+        "--fusion",
+        choices=["blend", "rrf"],
+        help="blend: weighted normalised scores; rrf: reciprocal rank fusion (default: blend)",
+    )
     s.add_argument("--clusters", action="store_true", help="group hits into labelled clusters")
     s.add_argument("--explain", action="store_true", help="show every stage's scores")
     s.add_argument(
@@ -517,15 +549,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_search)
 
     d = sub.add_parser("delete", help="delete documents by id or filter")
-    d.add_argument("ids", nargs="*", metavar="DOC_ID")
-    d.add_argument("--where", action="append", metavar="FILTER")
-    d.add_argument("--chunk", type=int, action="append", metavar="CHUNK_ID")
-    d.add_argument("--namespace", default="default")
-    d.add_argument("--reason", default="", help="recorded in the audit log")
+    d.add_argument("ids", nargs="*", metavar="DOC_ID", help="document ids (default: none)")
+    d.add_argument(
+        "--where", action="append", metavar="FILTER", help="delete what matches (default: none)"
+    )
+    d.add_argument(
+        "--chunk",
+        type=int,
+        action="append",
+        metavar="CHUNK_ID",
+        help="delete single chunks (repeatable; default: none)",
+    )
+    d.add_argument("--namespace", default="default", help="namespace to delete from")
+    d.add_argument("--reason", default="", help="recorded in the audit log (default: empty)")
     d.set_defaults(func=cmd_delete)
 
     st = sub.add_parser("stats", help="counts, sizes, model and index state")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=cmd_stats)
 
     r = sub.add_parser("reindex", help="rebuild the keyword and vector indexes from the store")
@@ -533,27 +573,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--metadata",
         action="append",
         metavar="KEY",
-        help="instead, add an SQL index on metadata KEY (repeatable): fast selective filters",
+        help="instead, add an SQL index on metadata KEY (repeatable): fast selective filters "
+        "(default: none)",
     )
     r.set_defaults(func=cmd_reindex)
 
     n = sub.add_parser("namespaces", help="list namespaces")
-    n.add_argument("--json", action="store_true")
+    n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_namespaces)
 
     q = sub.add_parser("ask", help="answer a question from memory, citing sources")
-    q.add_argument("question")
-    q.add_argument("--k", type=int, help="hits recalled as evidence (default 6)")
-    q.add_argument("--namespace", help="namespace (default 'default'; '*' for all)")
-    q.add_argument("--where", action="append", metavar="FILTER")
+    q.add_argument("question", help="the question, in plain words")
+    q.add_argument("--k", type=int, help="hits recalled as evidence (default: 6)")
+    q.add_argument("--namespace", help="namespace (default: 'default'; '*' for all)")
+    q.add_argument(
+        "--where", action="append", metavar="FILTER", help="filter the evidence (default: none)"
+    )
     q.add_argument(
         "--generator",
-        choices=["local", "llamacpp", "openai"],
-        help="model (default local SmolLM2-135M-Instruct; openai reads "
-        "ENGRAM_LLM_BASE_URL, ENGRAM_LLM_MODEL, ENGRAM_LLM_API_KEY)",
+        choices=GENERATORS,
+        help="model (default: $ENGRAM_GENERATOR, else local SmolLM2-135M-Instruct, models extra; "
+        "openai reads ENGRAM_LLM_BASE_URL, ENGRAM_LLM_MODEL, ENGRAM_LLM_API_KEY)",
     )
-    q.add_argument("--persona", metavar="FILE", help="a persona/system block to add")
-    q.add_argument("--max-tokens", type=int, help="answer length limit (default 128)")
+    q.add_argument(
+        "--persona", metavar="FILE", help="a persona/system block to add (default: none)"
+    )
+    q.add_argument("--max-tokens", type=int, help="answer length limit (default: 128)")
     q.add_argument("--show-prompt", action="store_true", help="print the exact prompt, no answer")
     q.add_argument(
         "--reader",
@@ -577,19 +622,26 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate retrieval or answers")
     esub = e.add_subparsers(dest="eval_command", required=True, metavar="SUITE")
     b = esub.add_parser("beir", help="nDCG@10, recall@10/100, MRR@10 on a BEIR folder")
-    b.add_argument("folder")
-    b.add_argument("--split", default="test")
-    b.add_argument("--mode", choices=["hybrid", "keyword", "vector", "all"], default="hybrid")
-    b.add_argument("--fusion", choices=["blend", "rrf"])
-    b.add_argument("--alpha", type=float)
-    b.add_argument("--chunk-tokens", type=int)
-    b.add_argument("--limit", type=int, help="evaluate only the first N queries")
-    b.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("folder", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    b.add_argument("--split", default="test", help="qrels split")
+    b.add_argument(
+        "--mode",
+        choices=["hybrid", "keyword", "vector", "all"],
+        default="hybrid",
+        help="retrievers",
+    )
+    b.add_argument("--fusion", choices=["blend", "rrf"], help="fusion method (default: blend)")
+    b.add_argument("--alpha", type=float, help="vector weight in fusion (default: 0.5)")
+    b.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: 200)")
+    b.add_argument("--limit", type=int, help="evaluate only the first N queries (default: all)")
+    b.add_argument(
+        "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"
+    )
+    b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=cmd_eval_beir)
 
     qa = esub.add_parser("qa", help="SQuAD-format QA: passage recall@1/5, exact match, F1")
-    qa.add_argument("file")
+    qa.add_argument("file", help="a SQuAD-format JSON file")
     qa.add_argument(
         "--mode",
         choices=["memory", "closed-book", "no-gold", "both", "all"],
@@ -599,9 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qa.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
     qa.add_argument("--limit", type=int, help="answer a seeded sample of N questions")
-    qa.add_argument("--seed", type=int, default=0)
-    qa.add_argument("--keep-store", metavar="PATH", help="index into PATH and keep it")
-    qa.add_argument("--json", action="store_true")
+    qa.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    qa.add_argument(
+        "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"
+    )
+    qa.add_argument("--json", action="store_true", help="print JSON")
     qa.set_defaults(func=cmd_eval_qa)
 
     ans = esub.add_parser(
@@ -609,10 +663,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the questions of a JSON-lines file (question, answers) and judge each answer "
         "right, wrong or abstained (an empty answers list means abstaining is right)",
     )
-    ans.add_argument("file")
+    ans.add_argument("file", help="a JSON-lines file: one {question, answers} object a line")
     ans.add_argument("--samples", action="store_true", help="add the sample corpus first")
     ans.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
-    ans.add_argument("--json", action="store_true")
+    ans.add_argument("--json", action="store_true", help="print JSON")
     ans.set_defaults(func=cmd_eval_answers)
 
     from engram.adversarial.cli import add_poisoning_parser
@@ -631,16 +685,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_parser(sub)
     add_sql_parser(sub)
     add_store_parsers(sub)
+
+    from engram.cli_browse import add_browse_parsers
+
+    add_browse_parsers(sub)
+    apply_formatter(p)
     return p
 
 
+def _apply_environment(args: argparse.Namespace) -> None:
+    """``ENGRAM_EMBEDDER`` / ``ENGRAM_GENERATOR`` stand in for flags that were not given."""
+    if getattr(args, "embedder", None) is None:
+        args.embedder = env_choice("ENGRAM_EMBEDDER", EMBEDDERS)
+    if getattr(args, "generator", None) is None:
+        args.generator = env_choice("ENGRAM_GENERATOR", GENERATORS)
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_loading()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _apply_environment(args)
         return args.func(args)
     except EngramError as exc:
         print(f"engram: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        hint = missing_extra_hint(exc, args.command)
+        if hint is None:
+            raise
+        print(f"engram: error: {hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

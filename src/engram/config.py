@@ -25,7 +25,7 @@ class Config:
     bm25_b: float = 0.4
     language: str = "english"
     # models
-    embedder: str = "local"
+    embedder: str | None = None  # None: the store's recorded embedder, else "onnx"
     embedder_options: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     # answers

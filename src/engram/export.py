@@ -591,7 +591,9 @@ def add_export_parser(sub: Any) -> None:
         "(default: every record to stdout, tagged with its split)",
     )
     e.add_argument("--system", default=DEFAULT_SYSTEM, help="system message of chat records")
-    e.add_argument("--system-file", metavar="FILE", help="read the system message from FILE")
+    e.add_argument(
+        "--system-file", metavar="FILE", help="read the system message from FILE (default: none)"
+    )
     e.add_argument(
         "--with-context",
         action="store_true",
@@ -614,6 +616,8 @@ def add_export_parser(sub: Any) -> None:
         help="model for --generate (default local SmolLM2-135M-Instruct)",
     )
     e.add_argument(
-        "--assistant", metavar="SPEAKER", help="turns: only replies by SPEAKER are answers"
+        "--assistant",
+        metavar="SPEAKER",
+        help="turns: only replies by SPEAKER are answers (default: every speaker)",
     )
     e.set_defaults(func=cmd_export)

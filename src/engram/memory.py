@@ -16,6 +16,7 @@ import numpy as np
 
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
+from engram.embed.factory import DEFAULT_EMBEDDER, embedder_name_for
 from engram.errors import (
     EmbeddingMismatchError,
     EngramError,
@@ -144,7 +145,13 @@ class Memory:
             raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
         self.path = str(path)
         self.store = open_store(self.path, create=create)
-        self._embedder_spec = embedder if embedder is not None else self.config.embedder
+        try:
+            self._embedder_spec = self._resolve_embedder(
+                embedder if embedder is not None else self.config.embedder
+            )
+        except EngramError:
+            self.store.close()
+            raise
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
@@ -203,6 +210,26 @@ class Memory:
                 self._generator = create_generator(spec, **opts)
         return self._generator
 
+    def recorded_embedder(self) -> str | None:
+        """The embedder name this store was made with (None for a new or custom one)."""
+        return self.store.get_setting("embedder") or embedder_name_for(
+            self.store.get_setting("embedding_model")
+        )
+
+    def _resolve_embedder(self, spec: str | Embedder | None) -> str | Embedder:
+        """The embedder named, else the store's, else the default; a name that differs from
+        the one the store was made with is refused before anything is embedded."""
+        recorded = self.recorded_embedder()
+        if spec is None:
+            return recorded or DEFAULT_EMBEDDER
+        if isinstance(spec, str) and recorded and spec != recorded:
+            raise EmbeddingMismatchError(
+                f"{self.path} was made with the {recorded!r} embedder "
+                f"({self.store.get_setting('embedding_model')}); it cannot use {spec!r}. "
+                "Leave the embedder out (the store's own is used) or add into a new store."
+            )
+        return spec
+
     def _check_embedder(self) -> Embedder:
         emb = self.embedder
         model = self.store.get_setting("embedding_model")
@@ -210,6 +237,10 @@ class Memory:
             # the dimension first: a process that sees the model also sees its dimension
             self.store.set_setting("embedding_dim", str(emb.dim))
             self.store.set_setting("embedding_model", emb.model_id)
+            spec = self._embedder_spec
+            name = spec if isinstance(spec, str) else embedder_name_for(emb.model_id)
+            if name:
+                self.store.set_setting("embedder", name)
             self.retrieval.set_dim(emb.dim)
         elif model != emb.model_id or int(self.store.get_setting("embedding_dim")) != emb.dim:
             raise EmbeddingMismatchError(
@@ -633,6 +664,7 @@ class Memory:
 
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()
+        out["embedder"] = self.recorded_embedder()
         out["indexes"] = self.retrieval.stats()
         return out
 

@@ -27,6 +27,8 @@ def _memory_options(args: argparse.Namespace) -> dict[str, Any]:
         options["threads"] = args.threads
     if getattr(args, "embedder", None):
         options["embedder"] = args.embedder
+    if getattr(args, "generator", None):
+        options["generator"] = args.generator
     return options
 
 
@@ -77,7 +79,9 @@ def add_chat_parser(subparsers: Any) -> argparse.ArgumentParser:
         "or /quit and prints each reply. Both turns are stored in the namespace.",
     )
     p.add_argument("--namespace", default="default", help="whose memory (default 'default')")
-    p.add_argument("--persona", metavar="FILE", help="a text file describing the character")
+    p.add_argument(
+        "--persona", metavar="FILE", help="a text file describing the character (default: none)"
+    )
     p.add_argument("--k", type=int, default=6, help="memories recalled per reply (default 6)")
     p.add_argument("--session", help="session name stored with each turn (default: a time)")
     p.set_defaults(func=cmd_chat)

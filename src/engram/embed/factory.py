@@ -1,4 +1,4 @@
-"""Create embedders by name: ``local`` (default), ``onnx``, ``openai``."""
+"""Create embedders by name: ``onnx`` (default, no torch), ``local`` (torch), ``openai``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,22 @@ def register_embedder(name: str, factory: Callable[..., Embedder]) -> None:
     EMBEDDERS[name] = factory
 
 
-def create_embedder(kind: str | Embedder = "local", **options: Any) -> Embedder:
+# The embedder of a new store: the int8 ONNX all-MiniLM-L6-v2 in the base install (its
+# retrieval quality matches the torch model's: docs/benchmarks.md).
+DEFAULT_EMBEDDER = "onnx"
+# Model ids of the bundled embedders -> their names, for stores that recorded only the model.
+_NAME_OF_MODEL = {
+    "sentence-transformers/all-MiniLM-L6-v2": "local",
+    "sentence-transformers/all-MiniLM-L6-v2@onnx-int8": "onnx",
+}
+
+
+def embedder_name_for(model_id: str | None) -> str | None:
+    """The registered name whose default model is ``model_id`` (None if not a bundled one)."""
+    return _NAME_OF_MODEL.get(model_id or "")
+
+
+def create_embedder(kind: str | Embedder = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
     if not isinstance(kind, str):
         return kind
     try:

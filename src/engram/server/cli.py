@@ -167,7 +167,10 @@ def add_server_parsers(subparsers: Any) -> None:
     )
     s.add_argument("--generator", choices=["local", "llamacpp", "openai"], help=_GENERATOR_HELP)
     s.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level",
     )
     s.set_defaults(func=cmd_serve)
 
@@ -181,15 +184,20 @@ def add_server_parsers(subparsers: Any) -> None:
         metavar="NS",
         help="a namespace the key reaches (repeatable; '*' for all, 'prefix*' for a prefix)",
     )
-    kc.add_argument("--scope", choices=["read", "write", "admin"], required=True)
-    kc.add_argument("--name", help="a note to tell keys apart")
+    kc.add_argument(
+        "--scope",
+        choices=["read", "write", "admin"],
+        required=True,
+        help="what the key may do: read < write < admin (docs/server.md)",
+    )
+    kc.add_argument("--name", help="a note to tell keys apart (default: none)")
     kc.set_defaults(func=cmd_keys_create)
     kl = ksub.add_parser("list", help="list keys (never their secrets)")
     kl.add_argument("--all", action="store_true", help="include revoked keys")
-    kl.add_argument("--json", action="store_true")
+    kl.add_argument("--json", action="store_true", help="print JSON")
     kl.set_defaults(func=cmd_keys_list)
     kr = ksub.add_parser("revoke", help="revoke a key by id")
-    kr.add_argument("id", metavar="ID")
+    kr.add_argument("id", metavar="ID", help="the key's id (engram keys list shows it)")
     kr.set_defaults(func=cmd_keys_revoke)
 
     m = subparsers.add_parser("mcp", help="serve memory tools over MCP (stdio)")

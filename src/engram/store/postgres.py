@@ -43,7 +43,7 @@ try:
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise EngramError(
-        "the PostgreSQL store needs psycopg: pip install 'psycopg[binary]' psycopg-pool pgvector"
+        "the PostgreSQL store needs psycopg: pip install 'engram-store[postgres]'"
     ) from exc
 
 log = logging.getLogger(__name__)
