@@ -24,7 +24,8 @@ KINDS = {  # file kind -> a glob under <store>.index/
     "vector ids": "vector/segments/vector-*.ids.npy",
     "vector rows": "vector/segments/vector-*.vec.npy",
     "vector tombstones": "vector/segments/deleted-*.npy",
-    "hnsw graph": "vector/segments/hnsw-*.bin",
+    "hnsw graph": "vector/segments/graph-*.faiss",
+    "hnsw id table": "vector/segments/graph-*.ids.npy",
     "vector manifest": "vector/manifest-*.json",
     "vector CURRENT": "vector/CURRENT",
 }

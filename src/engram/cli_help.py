@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Iterator
 from importlib import metadata
 
@@ -68,9 +69,18 @@ def iter_parsers(
                 yield from iter_parsers(sub)
 
 
+_RST = re.compile(r"(?::\w+:)?`{1,2}([^`]+)`{1,2}")
+
+
+def plain_text(text: str | None) -> str | None:
+    """``text`` with reStructuredText roles and literals (``:func:`x```, ````x````) as plain x."""
+    return _RST.sub(r"\1", text) if text else text
+
+
 def apply_formatter(parser: argparse.ArgumentParser) -> None:
     for p in iter_parsers(parser):
         p.formatter_class = HelpFormatter
+        p.description = plain_text(p.description)
 
 
 def env_choice(name: str, choices: tuple[str, ...]) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ def add_poisoning_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     p = eval_subparsers.add_parser(
         "poisoning",
         help="attack success rate of memory poisoning against ask, with and without defences",
-        description=re.sub(r":\w+:`([^`]+)`|``([^`]+)``", r"\1\2", doc or ""),  # plain text
+        description=doc,
     )
     p.add_argument(
         "--defences",

@@ -208,16 +208,20 @@ class SegmentedIndex:
     @staticmethod
     def _kept_stems(manifest: dict[str, Any]) -> set[str]:
         keep = set(manifest["segments"]) | {Path(manifest["deleted"]).stem}
-        return keep | {Path(v).stem for k, v in manifest.items() if k.startswith("file_")}
+        # a file's stem is its name up to the first dot ("graph-ab12.ids.npy" -> "graph-ab12")
+        return keep | {v.split(".")[0] for k, v in manifest.items() if k.startswith("file_")}
 
     def _checksums_for(self, manifest: dict[str, Any]) -> dict[str, str]:
-        """Checksums of every file the manifest names (files are immutable once written, so
-        those computed before are reused)."""
+        """Checksums of every file the manifest names. Segment files are immutable once
+        written, so their checksums computed before are reused; the extra files (``file_*``
+        keys, such as a graph) are hashed anew, since a save may rewrite one under its name."""
         keep = self._kept_stems(manifest)
+        extra = {v.split(".")[0] for k, v in manifest.items() if k.startswith("file_")}
         out = {}
         for path in sorted((self.directory / "segments").iterdir()):
-            if path.name.split(".")[0] in keep:
-                known = self.checksums.get(path.name)
+            stem = path.name.split(".")[0]
+            if stem in keep:
+                known = None if stem in extra else self.checksums.get(path.name)
                 out[path.name] = known or file_checksum(path)
         self.checksums = out
         return out

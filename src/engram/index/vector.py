@@ -48,7 +48,7 @@ class FlatVectorIndex(SegmentedIndex):
     """
 
     kind = "vector"
-    rebuildable_files = ("file_hnsw",)
+    rebuildable_files = ("file_graph", "file_graph_ids")
 
     def __init__(
         self,
