@@ -650,7 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
         "is right), both (memory + closed-book) or all (default: memory)",
     )
     qa.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
-    qa.add_argument("--limit", type=int, help="answer a seeded sample of N questions")
+    qa.add_argument(
+        "--limit", type=int, help="answer a seeded sample of N questions (default: all)"
+    )
     qa.add_argument("--seed", type=int, default=0, help="seed of the sample")
     qa.add_argument(
         "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"

@@ -73,12 +73,20 @@ def add_poisoning_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
         default="both",
         help="run with defences on, off or both (default both)",
     )
-    p.add_argument("--limit", type=int, help="only N attacks, taken in turn from each kind")
-    p.add_argument("--kinds", nargs="+", choices=KINDS, help="only these kinds of attack")
+    p.add_argument(
+        "--limit", type=int, help="only N attacks, taken in turn from each kind (default: all)"
+    )
+    p.add_argument(
+        "--kinds", nargs="+", choices=KINDS, help="only these kinds of attack (default: all)"
+    )
     p.add_argument(
         "--generator", choices=["local", "llamacpp", "openai"], help="answer model (default local)"
     )
-    p.add_argument("--out", metavar="DIR", help="write results.jsonl (as it goes) and report.json")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write results.jsonl (as it goes) and report.json (default: none)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_eval_poisoning)

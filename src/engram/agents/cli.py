@@ -129,7 +129,9 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("file", help="LoCoMo JSON (a list of conversations with qa)")
     p.add_argument("--k", type=int, default=10, help="turns given to the model (default 10)")
     p.add_argument(
-        "--limit", type=int, help="a seeded sample of N questions spread over the conversations"
+        "--limit",
+        type=int,
+        help="a seeded sample of N questions spread over the conversations (default: all)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
     p.add_argument(
@@ -211,7 +213,7 @@ def add_episodes_parser(subparsers: Any) -> argparse.ArgumentParser:
     rc = sub("recall", "the stored steps nearest to a state, with actions and returns")
     rc.add_argument("state", help="the current state, as text")
     rc.add_argument("--k", type=int, default=5, help="similar past steps to recall")
-    rc.add_argument("--action", help="only steps that took this action")
+    rc.add_argument("--action", help="only steps that took this action (default: any)")
     v = sub("values", "a value estimate per candidate action from its nearest steps")
     v.add_argument("state", help="the current state, as text")
     v.add_argument("--actions", nargs="+", required=True, help="the candidate actions")

@@ -344,7 +344,9 @@ def add_episodic_parser(esub: Any) -> argparse.ArgumentParser:
         default=0.75,
         help="cosine a neighbour needs to count (default 0.75)",
     )
-    p.add_argument("--out", metavar="DIR", help="write report.json and episodic.png")
+    p.add_argument(
+        "--out", metavar="DIR", help="write report.json and episodic.png (default: none)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_episodic)

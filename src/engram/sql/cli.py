@@ -100,7 +100,9 @@ def add_sql_parser(sub: argparse._SubParsersAction) -> None:
     fmt.add_argument("--json", action="store_true", help="print {columns, rows, truncated}")
     fmt.add_argument("--csv", action="store_true", help="print CSV with a header row")
     p.add_argument("--explain", action="store_true", help="print the rewritten statement only")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a named parameter")
+    p.add_argument(
+        "--param", action="append", metavar="NAME=VALUE", help="a named parameter (default: none)"
+    )
     p.add_argument("--limit", type=int, default=1000, help="most rows returned (default 1000)")
     p.add_argument("--timeout", type=float, default=10.0, help="time limit in seconds (10)")
     p.set_defaults(func=cmd_sql)
