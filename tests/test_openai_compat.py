@@ -170,7 +170,7 @@ def test_answers_with_citations_from_the_sample_pdf(tmp_path, sample_store, embe
                 ask(c, question, stream=True, extra_headers={"X-Engram-Namespace": "default"})
             )
             pieces = [ch.choices[0].delta.content for ch in chunks if ch.choices[0].delta.content]
-            assert len(pieces) >= 3  # streamed token by token
+            assert len(pieces) >= 2  # the answer as it comes (one span, or tokens), then sources
             result = chunks[-1].model_extra["engram"]
             assert not result["no_answer"] and result["citations"]
             assert any(
