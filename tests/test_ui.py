@@ -23,11 +23,13 @@ import pytest
 from browser import NetworkLog, require_browser, screenshot_dir, start_chrome
 
 from engram.memory import Memory
+from engram.samples import load_samples
 from engram.server.keys import KeyStore
 from engram.types import Document
 
 pytestmark = pytest.mark.slow
 ASK_TIMEOUT = 600  # seconds: the local model on a busy 2-core machine
+N_SAMPLES = len(load_samples())  # documents of the sample corpus (notes and the PDF's pages)
 QUESTION = "In which year was the Harrow Point lighthouse connected to mains electricity?"
 AGENT = "agent:ada"
 OTHER = "other-team"
@@ -241,7 +243,7 @@ def test_sign_in_and_namespaces(driver, site, shots):
     names = [r.get_attribute("data-ns") for r in css(driver, "#ns-table tbody tr")]
     assert set(names) == {"default", AGENT, OTHER}
     row = css(driver, 'tr[data-ns="default"]')[0].text
-    assert " 12 " in f" {row} " and "chars" in row
+    assert f" {N_SAMPLES} " in f" {row} " and "chars" in row
     assert "embedding model" in css(driver, "#store-stats")[0].text
     stored = driver.execute_script("return sessionStorage.getItem('engram.key')")
     assert stored == site.admin_key and site.admin_key not in driver.current_url
@@ -250,10 +252,10 @@ def test_sign_in_and_namespaces(driver, site, shots):
 
 def test_documents_filter_and_detail(driver, site, shots):
     driver.get(f"{site.url}/ui/documents?ns=default")
-    wait(driver, lambda d: "12 documents match" in css(d, "#doc-count")[0].text)
+    wait(driver, lambda d: f"{N_SAMPLES} documents match" in css(d, "#doc-count")[0].text)
     fill(driver, "#f-where", "topic=work")
     css(driver, "#doc-filter button")[0].click()
-    wait(driver, lambda d: "12 documents" not in css(d, "#doc-count")[0].text)
+    wait(driver, lambda d: f"{N_SAMPLES} documents" not in css(d, "#doc-count")[0].text)
     work = table_column(driver, "#doc-table tbody tr", 2)
     assert work and all("topic=work" in m for m in work)
     fill(driver, "#f-where", "")
