@@ -15,6 +15,7 @@ from engram.cli_help import (
     apply_formatter,
     env_choice,
     missing_extra_hint,
+    parse_pairs,
     quiet_model_loading,
     version_string,
 )
@@ -54,16 +55,7 @@ def _memory(
 
 
 def _meta(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise EngramError(f"--meta takes KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return parse_pairs(pairs, "--meta")
 
 
 def _where(clauses: list[str] | None) -> dict[str, Any] | None:

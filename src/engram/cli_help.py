@@ -5,10 +5,12 @@ loading, and a one-line install hint when an optional extra is missing."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from collections.abc import Iterator
 from importlib import metadata
+from typing import Any
 
 DIST_NAME = "engram-store"
 EMBEDDERS = ("local", "onnx", "openai")
@@ -113,3 +115,31 @@ def missing_extra_hint(exc: ModuleNotFoundError, command: str) -> str | None:
         f"`engram {command}` needs the {extra} extra ({module} is not installed): "
         f"pip install '{DIST_NAME}[{extra}]'"
     )
+
+
+def memory_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Memory`` keyword options from the global and per-command arguments."""
+    options: dict[str, Any] = {}
+    if getattr(args, "threads", None):
+        options["threads"] = args.threads
+    if getattr(args, "embedder", None):
+        options["embedder"] = args.embedder
+    if getattr(args, "generator", None):
+        options["generator"] = args.generator
+    return options
+
+
+def parse_pairs(pairs: list[str] | None, option: str, form: str = "KEY=VALUE") -> dict[str, Any]:
+    """``KEY=VALUE`` arguments as a dict; a value that parses as JSON is that JSON value."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            from engram.errors import EngramError
+
+            raise EngramError(f"{option} takes {form}, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out

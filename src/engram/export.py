@@ -511,13 +511,9 @@ def cmd_export(args: Any) -> int:
     store = args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
     if "://" not in store and not Path(store).exists():
         raise EngramError(f"{store}: no such store (give --store or set ENGRAM_STORE)")
-    options: dict[str, Any] = {}
-    if getattr(args, "threads", None):
-        options["threads"] = args.threads
-    if getattr(args, "embedder", None):
-        options["embedder"] = args.embedder
-    if args.generator:
-        options["generator"] = args.generator
+    from engram.cli_help import memory_options
+
+    options = memory_options(args)
     system = args.system
     if args.system_file:
         try:

@@ -14,14 +14,9 @@ MODES = {"on": ("on",), "off": ("off",), "both": ("off", "on")}
 
 def cmd_eval_poisoning(args: argparse.Namespace) -> int:
     from engram.adversarial.poisoning import run_poisoning
+    from engram.cli_help import memory_options
 
-    options: dict[str, Any] = {}
-    if getattr(args, "threads", None):
-        options["threads"] = args.threads
-    if getattr(args, "embedder", None):
-        options["embedder"] = args.embedder
-    if args.generator:
-        options["generator"] = args.generator
+    options = memory_options(args)
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

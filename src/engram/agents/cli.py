@@ -15,21 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engram.cli_help import memory_options
 from engram.config import READERS
 from engram.errors import EngramError
 
 QUIT = ("/quit", "/exit")
-
-
-def _memory_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if getattr(args, "threads", None):
-        options["threads"] = args.threads
-    if getattr(args, "embedder", None):
-        options["embedder"] = args.embedder
-    if getattr(args, "generator", None):
-        options["generator"] = args.generator
-    return options
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -47,7 +37,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     stream = interactive and sys.stdout.isatty()
     # A conversation may go beyond what memory holds: do not replace ungrounded replies.
-    with Memory(store, require_grounding=False, create=False, **_memory_options(args)) as mem:
+    with Memory(store, require_grounding=False, create=False, **memory_options(args)) as mem:
         chat = Chat(mem, args.namespace, persona=persona, k=args.k, session=args.session)
         if interactive:
             print(f"chatting in namespace {args.namespace!r}; /quit to leave", file=sys.stderr)
@@ -101,7 +91,7 @@ def cmd_eval_locomo(args: argparse.Namespace) -> int:
         reader=args.reader,
         settings=Settings(retrieval=args.retrieval),
         progress=sys.stderr.isatty(),
-        **_memory_options(args),
+        **memory_options(args),
     )
     if args.json:
         json.dump(result, sys.stdout, indent=2)
@@ -159,7 +149,7 @@ def cmd_episodes(args: argparse.Namespace) -> int:
     from engram.memory import Memory
 
     store = args.store or os.environ.get("ENGRAM_STORE") or "engram.db"
-    with Memory(store, **_memory_options(args)) as mem:
+    with Memory(store, **memory_options(args)) as mem:
         ep = EpisodicMemory(mem, args.namespace, gamma=args.gamma)
         action = args.episodes_command
         if action == "record":

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from engram.cli_help import memory_options
 from engram.errors import EngramError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -23,18 +24,6 @@ DEFAULT_PORT = 8765
 
 def store_path(args: argparse.Namespace) -> str:
     return getattr(args, "store", None) or os.environ.get("ENGRAM_STORE") or "engram.db"
-
-
-def memory_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``Memory`` keyword options from the global and per-command arguments."""
-    options: dict[str, Any] = {}
-    if getattr(args, "threads", None):
-        options["threads"] = args.threads
-    if getattr(args, "embedder", None):
-        options["embedder"] = args.embedder
-    if getattr(args, "generator", None):
-        options["generator"] = args.generator
-    return options
 
 
 def is_loopback(host: str) -> bool:

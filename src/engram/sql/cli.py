@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from engram.errors import EngramError
+from engram.cli_help import parse_pairs
 
 HELP = (
     "one read-only SQL statement over the views documents and chunks, with "
@@ -18,18 +18,7 @@ HELP = (
 
 
 def _params(pairs: list[str] | None) -> dict[str, Any] | None:
-    if not pairs:
-        return None
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise EngramError(f"--param takes NAME=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return parse_pairs(pairs, "--param", "NAME=VALUE") or None
 
 
 def _namespace(names: list[str] | None) -> str | list[str] | None:
