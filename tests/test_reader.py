@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from engram.answer.evidence import rank_sentences, split_sentences
+from engram.answer.extract import select_evidence
 from engram.answer.readers import ExtractReader, GenerateReader, choose_reader
 from engram.answer.spans import answer_type, candidate_spans
 from engram.cli import main
@@ -16,8 +17,9 @@ from engram.errors import EngramError
 from engram.generate import OpenAIGenerator
 from engram.index.analyzer import STOPWORDS, analyze
 from engram.memory import Memory
-from engram.prompt import NO_ANSWER
+from engram.prompt import NO_ANSWER, Source
 from engram.samples import sample_questions
+from engram.types import Hit
 
 WRAPPED = """# Travel policy
 
@@ -96,7 +98,7 @@ class CountingEmbedder:
     """The real embedder, counting how many texts it embeds."""
 
     def __init__(self, inner):
-        self.inner, self.texts = inner, 0
+        self.inner, self.texts, self.seen = inner, 0, []
         self.dim, self.model_id = inner.dim, inner.model_id
 
     def __getattr__(self, name):
@@ -104,6 +106,7 @@ class CountingEmbedder:
 
     def embed(self, texts, **kw):
         self.texts += len(texts)
+        self.seen.extend(texts)
         return self.inner.embed(texts, **kw)
 
 
@@ -131,6 +134,43 @@ def test_ask_embeds_the_question_once(tmp_path, sample_store, embedder):
     # evidence is quoted only from a cited source that shares the answer's words
     assert all("1974" in e.text for e in answer.evidence)
     assert (answer.confidence > 0) == bool(answer.evidence)
+
+
+def test_extract_reads_the_question_vector_once_and_embeds_only_candidate_sentences(
+    tmp_path, sample_store, embedder, generator
+):
+    shutil.copy(sample_store, tmp_path / "e.db")
+    counting = CountingEmbedder(embedder)
+    question = "How long should a minor burn be cooled under running water?"
+    with Memory(tmp_path / "e.db", embedder=counting, generator=generator) as mem:
+        mem.stats()
+        answer = mem.ask(question, reader="extract")
+    assert counting.seen.count(question) == 1  # recall and reading share one vector
+    sentences = [t for t in counting.seen if t != question]
+    assert sentences and all(
+        any(w in t.lower() for w in ("burn", "cool", "water")) for t in sentences
+    )
+    assert answer.evidence and answer.evidence[0].text in sentences
+
+
+def test_evidence_ranks_by_shared_terms_plus_weighted_similarity():
+    text = (
+        "The lighthouse at Harrow Point was painted white. "
+        "Its lighthouse lamp ran without a keeper from 1974."
+    )
+    sources = [Source(1, Hit(id=1, text=text, score=1.0), 0)]
+    question = "When was the Harrow Point lighthouse automated?"
+    # stand-in cosines (the test is about combining the two signals, not about the embedder)
+    cosines = {"The lighthouse": 0.2, "Its lighthouse": 0.9}
+
+    def similarity(texts):
+        return [next(v for k, v in cosines.items() if t.startswith(k)) for t in texts]
+
+    lexical = select_evidence(question, sources, 1)
+    assert lexical[0].text.startswith("The lighthouse")
+    assert select_evidence(question, sources, 1, similarity, 0.2)[0].text.startswith("The light")
+    picked = select_evidence(question, sources, 1, similarity, 1.0)
+    assert picked[0].text.startswith("Its lighthouse") and picked[0].similarity == 0.9
 
 
 DEMO_ANSWERS = {  # the demo's questions (src/engram/samples/questions.txt) and their answers

@@ -389,6 +389,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress,
         reader=args.reader,
+        details=args.details,
         **options,
     )
     if args.json:
@@ -648,6 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--seed", type=int, default=0, help="seed of the sample")
     qa.add_argument(
         "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"
+    )
+    qa.add_argument(
+        "--details",
+        metavar="FILE",
+        help="also write one JSON line per question and mode (answer, guess, confidence, f1)",
     )
     qa.add_argument("--json", action="store_true", help="print JSON")
     qa.set_defaults(func=cmd_eval_qa)

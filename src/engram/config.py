@@ -34,8 +34,9 @@ class Config:
     reader: str = "auto"  # auto | extract | generate (auto: extract for small local models)
     extract_sentences: int = 2  # evidence sentences the extract reader reads
     extract_max_words: int = 4  # longest candidate answer span, in words
-    extract_min_confidence: float = 0.2  # below this the extract reader abstains
+    extract_min_confidence: float = 0.25  # below this the extract reader abstains
     extract_sentence_answers: bool = True  # why/how questions: answer with the evidence sentence
+    extract_similarity_weight: float = 1.0  # embedding cosine's weight in ranking evidence
     answer_k: int = 6  # hits recalled for an answer
     answer_budget: int = 1200  # prompt tokens, counted with the generator's tokenizer
     answer_max_tokens: int = 128

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
 MODES = ("hybrid", "keyword", "vector")
+QUERY_CACHE = 32  # query vectors kept, so one question is embedded once per ask
 
 
 def check_namespace(name: str) -> str:
@@ -155,6 +157,8 @@ class Memory:
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
+        self._query_vectors: dict[tuple[int, str], np.ndarray] = {}
+        self._query_lock = threading.Lock()
         self.retrieval = open_retrieval(self.store, self.config)
         self.sync()
 
@@ -563,8 +567,26 @@ class Memory:
         return self._known_namespaces(names)
 
     def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector; the last few are kept, so recall and reading embed it once."""
         emb = self._check_embedder()
-        return emb.embed([query])[0]
+        key = (id(emb), query)
+        with self._query_lock:
+            cached = self._query_vectors.get(key)
+        if cached is not None:
+            return cached
+        vector = emb.embed([query])[0]
+        with self._query_lock:
+            self._query_vectors[key] = vector
+            while len(self._query_vectors) > QUERY_CACHE:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+        return vector
+
+    def similarities(self, query: str, texts: list[str]) -> list[float]:
+        """The embedding cosine of each of ``texts`` to ``query``."""
+        if not texts:
+            return []
+        vectors = self._check_embedder().embed(texts)
+        return [float(v) for v in np.asarray(vectors) @ self.embed_query(query)]
 
     def search(
         self,
@@ -747,6 +769,7 @@ class Memory:
                     max_words=c.extract_max_words,
                     min_confidence=c.extract_min_confidence,
                     sentence_answers=c.extract_sentence_answers,
+                    similarity_weight=c.extract_similarity_weight,
                 ),
             ),
         )
@@ -782,6 +805,7 @@ class Memory:
             pinned=pinned,
             on_token=on_token,
             prompt_only=prompt_only,
+            similarity=lambda texts: self.similarities(question, texts),
         )
 
     def ask(

@@ -4,12 +4,14 @@ A 135M-parameter model writes poor answers in its own words but ranks candidate 
 given the evidence sentences and the question, the likelihood that it answers with exactly a
 given span (and then stops) is a good score. So the reader
 
-1. ranks the sentences of the recalled passages by the question's (rare) words they contain;
+1. ranks the sentences of the recalled passages by the question's (rare) words they contain
+   and, given an embedder, by their embedding cosine to the question;
 2. lists the short spans of the best few sentences that could answer (``spans.py``);
 3. scores every span by the unchanged model's log-likelihood of it as the whole reply, one
    forward pass per start word with the prompt's key/value cache shared (``reply_logprobs``);
 4. adds light priors (the span has the kind of content the question asks for; it does not
-   repeat the question) and picks the best;
+   repeat the question; its sentence is the best evidence; it sits near the question's words)
+   and picks the best;
 5. turns the evidence into a calibrated confidence and abstains below a threshold.
 
 The answer, its evidence sentence and its citation always come from the passages.
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from engram.answer.evidence import Sentence, rank_sentences
 from engram.answer.spans import Candidate, answer_type, candidate_spans
@@ -57,6 +60,11 @@ class ExtractSettings:
     max_words: int
     min_confidence: float
     sentence_answers: bool  # answer why/how questions with the whole evidence sentence
+    similarity_weight: float  # weight of the embedding cosine in ranking evidence sentences
+
+
+# The embedding cosine of each text to the question (``Memory.similarities``).
+Similarity = Callable[[list[str]], list[float]]
 
 
 @dataclass
@@ -100,23 +108,39 @@ def baseline_messages(evidence: list[Sentence]) -> list[Message]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
 
 
-def select_evidence(question: str, sources: list[Source], count: int) -> list[Sentence]:
-    """The ``count`` sentences of ``sources`` that share the most with ``question``.
+def select_evidence(
+    question: str,
+    sources: list[Source],
+    count: int,
+    similarity: Similarity | None = None,
+    weight: float = 0.0,
+) -> list[Sentence]:
+    """The ``count`` sentences of ``sources`` that best match ``question``.
 
+    A sentence must share a term with the question; it is ranked by the idf-weighted share of
+    the question's terms it holds plus ``weight`` times its embedding cosine to the question
+    (when ``similarity`` is given), which finds the sentence that says the same in other words.
     For a question about time, the date in a chosen sentence's source title (a conversation
     turn is titled with its session's date) joins the evidence right after that sentence.
     """
     passages = [(s.number, s.text or s.hit.text) for s in sources]
-    chosen = [s for s in rank_sentences(question, passages)[:count] if s.matched]
+    titles = {s.number: s.hit.title.strip() for s in sources}
+    matched = [s for s in rank_sentences(question, passages, titles=titles) if s.matched]
+    if similarity is not None and matched:  # the cosine also feeds the confidence
+        for sentence, cosine in zip(matched, similarity([s.text for s in matched]), strict=True):
+            sentence.similarity = cosine
+    for sentence in matched:
+        sentence.relevance = sentence.score + weight * sentence.similarity
+    matched.sort(key=lambda s: -s.relevance)
+    chosen = matched[:count]
     if answer_type(question) != "time":
         return chosen
-    titles = {s.number: s.hit.title.strip() for s in sources}
     out: list[Sentence] = []
     for sentence in chosen:
         out.append(sentence)
         title = titles.get(sentence.source, "")
         if any(ch.isdigit() for ch in title) and all(o.text != title for o in out):
-            out.append(Sentence(title, sentence.source, -1, sentence.score, sentence.matched))
+            out.append(replace(sentence, text=title, position=-1))
     return out
 
 
@@ -149,34 +173,46 @@ LENGTH_POWER = 0.25  # log-likelihood divided by tokens ** LENGTH_POWER
 END_WEIGHT = 0.5  # weight of the log-probability of stopping after the span
 TYPE_BONUS = 3.0  # the span holds what the question asks for (a number, a time, a name)
 QUESTION_PENALTY = 2.0  # times the share of the span's terms the question already has
-RANK_PENALTY = 4.0  # per rank of the span's sentence below the best
+RANK_PENALTY = 4.0  # the span's sentence is not the best evidence (in full from GAP_SCALE)
+GAP_SCALE = 0.2  # relevance below the best sentence's at which the full rank penalty applies
 DISTANCE_PENALTY = 1.5  # per word between the span and the nearest question word (up to 5)
 
 
-def span_score(s: Scored, rank: int) -> float:
+def span_score(s: Scored, gap: float) -> float:
+    """The span's score; ``gap`` is how far its sentence's relevance is below the best's."""
     c = s.candidate
     return (
         s.logprob / max(1, s.tokens) ** LENGTH_POWER
         + END_WEIGHT * s.end_logprob
         + TYPE_BONUS * c.type_match
         - QUESTION_PENALTY * c.question_share
-        - RANK_PENALTY * rank
+        - RANK_PENALTY * min(1.0, gap / GAP_SCALE)
         - DISTANCE_PENALTY * c.distance
     )
 
 
-# Confidence: a logistic model of "the picked span is right" (token F1 >= 0.5) over the evidence
-# sentence's coverage of the question and the best span's score, fitted on 100 other SQuAD
-# questions from ../shared/data (seeded sample 11), each answered with its passage in memory and
-# with it kept out of recall (AUC 0.79; see docs/answers.md).
-CONFIDENCE_BIAS = -1.854
-CONFIDENCE_COVERAGE = 3.089
-CONFIDENCE_SCORE = 0.245
+# Confidence: a logistic model of "the picked span is right" (token F1 >= 0.5), fitted on 100
+# SQuAD questions from ../shared/data (seeded sample 11), each answered with its passage in
+# memory and with it kept out of recall; see docs/answers.md. Features: the evidence sentence's
+# share of the question's terms, its embedding cosine to the question, and the best span's
+# score (AUC 0.76). Without an embedder the cosine is unknown: a model fitted on the other two.
+@dataclass(frozen=True)
+class Calibration:
+    bias: float
+    coverage: float
+    similarity: float
+    score: float
 
 
-def confidence(evidence: Sentence, best: float) -> float:
-    z = CONFIDENCE_BIAS + CONFIDENCE_COVERAGE * evidence.score + CONFIDENCE_SCORE * best
-    return 1 / (1 + math.exp(-z))
+CONFIDENCE = Calibration(bias=-3.705, coverage=1.669, similarity=4.007, score=0.138)
+CONFIDENCE_LEXICAL = Calibration(bias=-1.545, coverage=2.150, similarity=0.0, score=0.152)
+
+
+def confidence(evidence: Sentence, best: float, *, with_similarity: bool = True) -> float:
+    """The probability that the span picked from ``evidence`` with score ``best`` is right."""
+    c = CONFIDENCE if with_similarity else CONFIDENCE_LEXICAL
+    z = c.bias + c.coverage * evidence.score + c.similarity * evidence.similarity
+    return 1 / (1 + math.exp(-(z + c.score * best)))
 
 
 def extract(
@@ -185,10 +221,13 @@ def extract(
     generator: object,
     settings: ExtractSettings,
     *,
+    similarity: Similarity | None = None,
     prompt_only: bool = False,
 ) -> Extraction:
     """Pick the best answer span for ``question`` from ``sources`` (see the module docstring)."""
-    evidence = select_evidence(question, sources, settings.sentences)
+    evidence = select_evidence(
+        question, sources, settings.sentences, similarity, settings.similarity_weight
+    )
     messages = reading_messages(question, evidence)
     if prompt_only or not evidence:
         return Extraction(None, evidence, 0.0, messages)
@@ -205,8 +244,9 @@ def extract(
         sc.end_logprob -= BASELINE_WEIGHT * prior.end_logprob
     if not scored:
         return Extraction(None, evidence, 0.0, messages)
-    order = {id(s): k for k, s in enumerate(evidence)}
+    top = max(s.relevance for s in evidence)
     for s in scored:
-        s.score = span_score(s, order[id(s.candidate.sentence)])
+        s.score = span_score(s, top - s.candidate.sentence.relevance)
     best = max(scored, key=lambda s: s.score)
-    return Extraction(best, evidence, confidence(best.candidate.sentence, best.score), messages)
+    sure = confidence(best.candidate.sentence, best.score, with_similarity=similarity is not None)
+    return Extraction(best, evidence, sure, messages)

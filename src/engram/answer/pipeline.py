@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engram.answer.extract import Similarity
 from engram.answer.readers import Reader, ReadSettings, choose_reader
 from engram.answer.result import Answer
 from engram.cluster import cluster_hits
@@ -34,18 +35,20 @@ def answer_from_hits(
     on_token: Callable[[str], None] | None = None,
     prompt_only: bool = False,
     reader: Reader | None = None,
+    similarity: Similarity | None = None,
 ) -> Answer:
     """Cluster ``hits``, build the cited prompt within the budget and let the reader answer.
 
     With no hits and nothing pinned, no model is called: memory holds no answer. The reader
     (``settings.reader`` unless one is given) decides how the model is used; see ``readers.py``.
+    ``similarity`` gives the embedding cosine of texts to the question (for the extract reader).
     """
     no_answer = settings.read.no_answer
     if not hits and not pinned:
         if on_token and not prompt_only:
             on_token(no_answer)
         return Answer(question, no_answer, no_answer=True, raw=no_answer)
-    reader = reader or choose_reader(settings.reader, generator)
+    reader = reader or choose_reader(settings.reader, generator, similarity)
     clusters = cluster_hits(hits, threshold=settings.cluster_threshold) if hits else []
     room = max(256, generator.context_window - settings.read.max_tokens - 64)
     prompt = build_prompt(

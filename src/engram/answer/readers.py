@@ -15,7 +15,7 @@ from typing import Protocol
 
 from engram.answer.citations import attribute, process_citations
 from engram.answer.evidence import rank_sentences
-from engram.answer.extract import ExtractSettings, extract
+from engram.answer.extract import ExtractSettings, Similarity, extract
 from engram.answer.grounding import CITATION, is_grounded, is_no_answer, strip_preamble
 from engram.answer.result import Answer, Evidence
 from engram.answer.spans import answer_type
@@ -63,7 +63,13 @@ def _declined(question: str, settings: ReadSettings, **fields: object) -> Answer
 
 
 class ExtractReader:
+    """Picks a verbatim span; ``similarity`` (embedding cosines to the question) helps it find
+    the evidence sentence that words the answer differently from the question."""
+
     name = "extract"
+
+    def __init__(self, similarity: Similarity | None = None) -> None:
+        self.similarity = similarity
 
     def read(
         self,
@@ -73,7 +79,9 @@ class ExtractReader:
         settings: ReadSettings,
         on_token: Callable[[str], None] | None,
     ) -> Answer:
-        found = extract(question, prompt.sources, generator, settings.extract)
+        found = extract(
+            question, prompt.sources, generator, settings.extract, similarity=self.similarity
+        )
         shown = _reading_prompt(prompt, found.messages, generator)
         if found.best is None:
             _emit(on_token, settings.no_answer)
@@ -196,15 +204,13 @@ def _best_sentence(answer: str, cited: list[Source]) -> tuple[list[Evidence], fl
     return [Evidence(best.text, source)], min(1.0, best.matched / len(terms))
 
 
-def choose_reader(name: str, generator: Generator) -> Reader:
+def choose_reader(name: str, generator: Generator, similarity: Similarity | None = None) -> Reader:
     """The reader for ``name``; ``auto`` extracts with small local models that can score text."""
     if name not in READERS:
         raise EngramError(f"unknown reader {name!r}; use one of {', '.join(READERS)}")
-    if name == "extract":
-        return ExtractReader()
-    if name == "generate":
-        return GenerateReader()
-    return ExtractReader() if _is_small_scorer(generator) else GenerateReader()
+    if name == "extract" or (name == "auto" and _is_small_scorer(generator)):
+        return ExtractReader(similarity)
+    return GenerateReader()
 
 
 def _is_small_scorer(generator: Generator) -> bool:

@@ -11,8 +11,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engram.errors import EngramError
 from engram.types import Document
@@ -121,12 +122,28 @@ def _predict(mem: Any, mode: str, q: dict[str, Any], reader: str | None) -> Any:
     return mem.answer(q["question"], hits, persona=SHORT_ANSWER, reader=reader)
 
 
+def _detail(mode: str, q: dict[str, Any], result: Any, prediction: str, f1: float) -> str:
+    """One question's outcome as a JSON line (``--details``)."""
+    answered = isinstance(result, str) or not result.no_answer
+    row = {
+        "mode": mode,
+        "question": q["question"],
+        "answers": q["answers"],
+        "answer": prediction if answered else None,
+        "guess": strip_citations(result if isinstance(result, str) else result.raw or ""),
+        "confidence": None if isinstance(result, str) else round(result.confidence, 4),
+        "f1": round(f1, 4),
+    }
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
 def _score_mode(
     mem: Any,
     mode: str,
     questions: list[dict[str, Any]],
     reader: str | None,
     progress: Callable[[str], None] | None,
+    details: IO[str] | None = None,
 ) -> dict[str, Any]:
     em = f1 = abstained = 0.0
     seconds: list[float] = []
@@ -142,8 +159,11 @@ def _score_mode(
             abstained += result.no_answer
             prediction = "" if result.no_answer else result.answer
         prediction = strip_citations(prediction)
+        score = token_f1(prediction, q["answers"])
         em += exact_match(prediction, q["answers"])
-        f1 += token_f1(prediction, q["answers"])
+        f1 += score
+        if details:
+            details.write(_detail(mode, q, result, prediction, score))
         if progress:
             progress(f"{mode} {i + 1}/{len(questions)}")
     n = max(1, len(questions))
@@ -168,6 +188,7 @@ def evaluate_qa(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     reader: str | None = None,
+    details: str | Path | None = None,
     **memory_options: Any,
 ) -> list[dict[str, Any]]:
     """Index the passages, answer each (sampled) question per mode, and score.
@@ -175,7 +196,8 @@ def evaluate_qa(
     Modes: ``memory`` (recall + cited prompt + reader), ``closed-book`` (the same model with no
     memory) and ``no-gold`` (memory with each question's own passage kept out of recall: the
     share that abstains is the figure to read). Passage recall@1/@5 measures retrieval; exact
-    match and token F1 the answers (an abstention scores 0). ``reader`` overrides the config's.
+    match and token F1 the answers (an abstention scores 0). ``reader`` overrides the config's;
+    ``details`` names a JSON-lines file that gets every question's answer, guess and confidence.
     """
     from engram.memory import Memory
 
@@ -191,6 +213,7 @@ def evaluate_qa(
     with (
         tempfile.TemporaryDirectory() as tmp,
         Memory(store or str(Path(tmp) / "qa.db"), **memory_options) as mem,
+        open(details, "w", encoding="utf-8") if details else nullcontext() as out,
     ):
         mem.add_documents(docs)
         r1 = r5 = 0.0
@@ -200,7 +223,7 @@ def evaluate_qa(
             r5 += q["passage"] in ranked[:5]
         n = max(1, len(questions))
         for mode in modes:
-            row = _score_mode(mem, mode, questions, reader, progress)
+            row = _score_mode(mem, mode, questions, reader, progress, out)
             results.append(
                 {
                     "mode": mode,
