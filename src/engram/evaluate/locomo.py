@@ -165,6 +165,8 @@ class Settings:
     time_bonus: float = 0.2  # for turns in a time range the question names
     time_after_days: float = 14.0  # half the bonus for turns this long after the range
     candidates: int = 100
+    speaker: float = 0.0  # bonus for turns by the one speaker the question names
+    session: float = 0.0  # share of its session's normalised total score a turn gains
 
 
 def conversation_documents(conv: Conversation, settings: Settings = Settings()) -> list[Document]:
@@ -265,6 +267,10 @@ def recall_turns(
     ):
         for dia, s in part.items():
             score[dia] += weight * s
+    if settings.speaker:
+        speaker_bonus(score, question, [*turn, *context, *sentence], settings.speaker)
+    if settings.session:
+        session_share(score, settings.session)
     smoothed: Counter[str] = Counter()
     for dia, s in score.items():
         session, number = (int(x) for x in _EVIDENCE.fullmatch(dia).groups())
@@ -295,6 +301,32 @@ def recall_turns(
         ranked.append((dia, s))
     ranked.sort(key=lambda x: (-x[1], x[0]))
     return ranked[:k]
+
+
+def speaker_bonus(score: Counter[str], question: str, hits: list[Hit], bonus: float) -> None:
+    """Add ``bonus`` to the turns spoken by the one speaker ``question`` names (by first
+    name, as a word); nothing when it names none or several."""
+    speakers = {h.metadata.get("dia_id"): h.metadata.get("speaker") for h in hits}
+    names = {s for s in speakers.values() if s}
+    named = [s for s in names if re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE)]
+    if len(named) != 1:
+        return
+    for dia in list(score):
+        if speakers.get(dia) == named[0]:
+            score[dia] += bonus
+
+
+def session_share(score: Counter[str], share: float) -> None:
+    """Each scored turn gains ``share`` times its session's total score over the best
+    session's (a session as one more view: a question's topic spreads over its session)."""
+    totals: Counter[int] = Counter()
+    for dia, s in score.items():
+        totals[int(_EVIDENCE.fullmatch(dia).group(1))] += s
+    best = max(totals.values(), default=0.0)
+    if best <= 0:
+        return
+    for dia in list(score):
+        score[dia] += share * totals[int(_EVIDENCE.fullmatch(dia).group(1))] / best
 
 
 # -- scoring ---------------------------------------------------------------------------------
