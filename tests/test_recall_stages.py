@@ -110,3 +110,27 @@ def test_config_pairs_refuses_unknown_settings():
         config_pairs(["doc_pool=1"])
     with pytest.raises(EngramError, match="KEY=VALUE"):
         config_pairs(["doc_pool_decay"])
+
+
+def test_eval_beir_takes_recall_settings(tmp_path, monkeypatch, capsys):
+    import gzip
+    import json
+
+    from engram.cli import main
+
+    monkeypatch.setenv("ENGRAM_THREADS", "1")
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    with gzip.open(folder / "corpus.jsonl.gz", "wt") as f:
+        for d in DOCS:
+            f.write(json.dumps({"_id": d["id"], "title": "", "text": d["text"]}) + "\n")
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "purr"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tfeline\t1\n")
+    argv = ["eval", "beir", str(folder), "--mode", "keyword", "--json"]
+    assert main(argv) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--recall", "rm3_terms=3", "--recall", "feedback_docs=2"]) == 0
+    expanded = json.loads(capsys.readouterr().out)
+    assert plain["recall@10"] == 0.0 and expanded["recall@10"] == 1.0
+    assert main([*argv, "--recall", "no_such=1"]) == 1
+    assert "unknown setting(s) no_such" in capsys.readouterr().err

@@ -165,8 +165,9 @@ class Settings:
     time_bonus: float = 0.2  # for turns in a time range the question names
     time_after_days: float = 14.0  # half the bonus for turns this long after the range
     candidates: int = 100
-    speaker: float = 0.0  # bonus for turns by the one speaker the question names
+    speaker: float = 0.1  # bonus for turns by the one speaker the question names
     session: float = 0.0  # share of its session's normalised total score a turn gains
+    context_vector: float = 0.2  # weight of the context windows' cosine (a fourth view)
 
 
 def conversation_documents(conv: Conversation, settings: Settings = Settings()) -> list[Document]:
@@ -255,15 +256,32 @@ def recall_turns(
     context = memory.search(
         question, k=n, mode="keyword", namespace=namespace, where={"kind": "context"}
     )
+    vector = memory.embed_query(question)  # once for both vector views
     sentence = memory.search(
-        question, k=3 * n, mode="vector", namespace=namespace, where={"kind": "sentence"}
+        question,
+        k=3 * n,
+        mode="vector",
+        namespace=namespace,
+        where={"kind": "sentence"},
+        query_vector=vector,
     )
+    context_vec: list[Hit] = []
+    if settings.context_vector:
+        context_vec = memory.search(
+            question,
+            k=n,
+            mode="vector",
+            namespace=namespace,
+            where={"kind": "context"},
+            query_vector=vector,
+        )
     half = (1 - settings.alpha) / 2
     score: Counter[str] = Counter()
     for part, weight in (
         (_normalised(_by_turn(turn, "keyword"), n), half),
         (_normalised(_by_turn(context, "keyword"), n), half),
         (_normalised(_by_turn(sentence, "vector"), n), settings.alpha),
+        (_normalised(_by_turn(context_vec, "vector"), n), settings.context_vector),
     ):
         for dia, s in part.items():
             score[dia] += weight * s
