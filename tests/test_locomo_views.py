@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from test_locomo import locomo_file  # noqa: F401  (the tiny conversation fixture)
 
 from engram.evaluate.locomo import (
