@@ -337,14 +337,15 @@ def speaker_bonus(score: Counter[str], question: str, hits: list[Hit], bonus: fl
 def session_share(score: Counter[str], share: float) -> None:
     """Each scored turn gains ``share`` times its session's total score over the best
     session's (a session as one more view: a question's topic spreads over its session)."""
-    totals: Counter[int] = Counter()
+    session = {dia: dia.split(":")[0] for dia in score}  # "D3:7" -> "D3"
+    totals: dict[str, float] = {}
     for dia, s in score.items():
-        totals[int(_EVIDENCE.fullmatch(dia).group(1))] += s
+        totals[session[dia]] = totals.get(session[dia], 0.0) + s
     best = max(totals.values(), default=0.0)
     if best <= 0:
         return
     for dia in list(score):
-        score[dia] += share * totals[int(_EVIDENCE.fullmatch(dia).group(1))] / best
+        score[dia] += share * totals[session[dia]] / best
 
 
 # -- scoring ---------------------------------------------------------------------------------

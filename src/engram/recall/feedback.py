@@ -35,15 +35,15 @@ def expansion_terms(
     shares = [math.exp(s - top) for _, s in passages]
     total = sum(shares)
     own = set(analyze(query, language))
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = {}
     for (text, _), share in zip(passages, shares, strict=True):
         words = analyze(text, language)
         if not words:
             continue
         for term, n in Counter(words).items():
             if term not in own and not term.isdigit():
-                weights[term] += share / total * n / len(words)
-    return [t for t, _ in weights.most_common(terms)]
+                weights[term] = weights.get(term, 0.0) + share / total * n / len(words)
+    return sorted(weights, key=lambda t: (-weights[t], t))[:terms]
 
 
 def add_rankings(first: Ranking, second: Ranking, weight: float) -> list[tuple[int, float]]:

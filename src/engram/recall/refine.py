@@ -34,20 +34,20 @@ def feedback(
 ) -> Legs:
     """The legs after pseudo-relevance feedback (``rm3_terms``, ``rocchio_weight``)."""
     c = memory.config
-    kw, vec = list(kw), list(vec)
-    if c.rm3_terms > 0 and kw:
-        top = kw[: c.feedback_docs]
+    kw_out, vec_out = list(kw), list(vec)
+    if c.rm3_terms > 0 and kw_out:
+        top = kw_out[: c.feedback_docs]
         texts = memory.store.chunk_texts([cid for cid, _ in top])
         passages = [(texts[cid], s) for cid, s in top if cid in texts]
         terms = expansion_terms(query, passages, c.rm3_terms, c.language)
         if terms:
             extra = memory.retrieval.keyword(" ".join(terms), n, scope)
-            kw = add_rankings(kw, extra, c.rm3_weight)[:n]
-    if c.rocchio_weight and vec and query_vector is not None:
-        top = [cid for cid, _ in vec[: c.feedback_docs]]
-        moved = rocchio(query_vector, memory.retrieval.vectors_for(top), c.rocchio_weight)
-        vec = memory.retrieval.vector(moved, n, scope)
-    return kw, vec
+            kw_out = add_rankings(kw_out, extra, c.rm3_weight)[:n]
+    if c.rocchio_weight and vec_out and query_vector is not None:
+        ids = [cid for cid, _ in vec_out[: c.feedback_docs]]
+        moved = rocchio(query_vector, memory.retrieval.vectors_for(ids), c.rocchio_weight)
+        vec_out = list(memory.retrieval.vector(moved, n, scope))
+    return kw_out, vec_out
 
 
 def query_alpha(config: Any, kw: Ranking, vec: Ranking, alpha: float) -> float:
@@ -61,13 +61,12 @@ def documents(
     """Fused chunk scores with document pooling (``doc_pool_decay``) and whole-document
     vectors (``doc_vector_weight``) applied."""
     c = memory.config
-    use_vectors = bool(c.doc_vector_weight) and query_vector is not None
-    if not fused or not (c.doc_pool_decay or use_vectors):
+    if not fused or not (c.doc_pool_decay or (c.doc_vector_weight and query_vector is not None)):
         return fused
     rows = memory.store.hit_rows(list(fused))
     doc_of = {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
     fused = pool_documents(fused, doc_of, c.doc_pool_decay)
-    if use_vectors:
+    if c.doc_vector_weight and query_vector is not None:
         siblings = _document_chunks(memory, doc_of, scope)
         vectors = memory.retrieval.vectors_for(list(siblings))
         doc_vecs = document_vectors(vectors, siblings)
