@@ -13,6 +13,7 @@ from engram.cli_help import (
     EMBEDDERS,
     GENERATORS,
     apply_formatter,
+    config_pairs,
     env_choice,
     missing_extra_hint,
     parse_pairs,
@@ -249,6 +250,7 @@ def cmd_eval_beir(args: argparse.Namespace) -> int:
         options["alpha"] = args.alpha
     if args.chunk_tokens:
         options["chunk_tokens"] = args.chunk_tokens
+    options.update(config_pairs(args.recall))
     results = evaluate_beir(
         args.folder,
         split=args.split,
@@ -627,6 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--alpha", type=float, help="vector weight in fusion (default: 0.5)")
     b.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: 200)")
     b.add_argument("--limit", type=int, help="evaluate only the first N queries (default: all)")
+    b.add_argument(
+        "--recall",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a recall setting of engram.config.Config, e.g. doc_pool_decay=0 (repeatable)",
+    )
     b.add_argument(
         "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"
     )

@@ -143,3 +143,20 @@ def parse_pairs(pairs: list[str] | None, option: str, form: str = "KEY=VALUE") -
         except ValueError:
             out[key] = value
     return out
+
+
+def config_pairs(pairs: list[str] | None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``--recall KEY=VALUE`` arguments: ``Config`` fields (or names in ``extra``), checked."""
+    from dataclasses import fields
+
+    from engram.config import Config
+    from engram.errors import EngramError
+
+    out = parse_pairs(pairs, "--recall")
+    known = {f.name for f in fields(Config)} | set(extra)
+    unknown = sorted(set(out) - known)
+    if unknown:
+        raise EngramError(
+            f"--recall: unknown setting(s) {', '.join(unknown)}; see engram.config.Config"
+        )
+    return out

@@ -24,6 +24,16 @@ class Config:
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
     language: str = "english"
+    # recall stages beside fusion (engram.recall.refine; docs/benchmarks.md has the ablation)
+    adaptive_gain: float = 0.0  # per-query alpha moves by gain * (vector - keyword confidence)
+    doc_pool_decay: float = 0.0  # document = best chunk + decay * 2nd + decay^2 * 3rd ...
+    doc_vector_weight: float = 0.0  # weight of whole-document (mean chunk) vectors
+    feedback_docs: int = 10  # top candidates read as relevant by RM3 / Rocchio
+    rm3_terms: int = 0  # RM3 expansion terms on the keyword leg (0: off)
+    rm3_weight: float = 0.3  # weight of the expansion query's BM25 scores
+    rocchio_weight: float = 0.0  # Rocchio: query vector + weight * mean of top vectors
+    rerank_top: int = 0  # hits the local model rescores (0: off)
+    rerank_weight: float = 0.5  # weight of its normalised yes/no score
     # models
     embedder: str | None = None  # None: the store's recorded embedder, else "onnx"
     embedder_options: dict[str, Any] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from engram.index.analyzer import analyze
 from engram.index.keyword import KeywordIndex
 from engram.index.local import EMPTY, open_retrieval
 from engram.index.vector import FlatVectorIndex
+from engram.recall import refine
 from engram.recall.fusion import FUSIONS, blend, rrf
 from engram.store import open_store
 from engram.store.base import ChunkRecord
@@ -159,6 +160,7 @@ class Memory:
         self._generator: Generator | None = None
         self._query_vectors: dict[tuple[int, str], np.ndarray] = {}
         self._query_lock = threading.Lock()
+        self.last_rerank_seconds = 0.0  # time the last search spent reranking (rerank_top)
         self.retrieval = open_retrieval(self.store, self.config)
         self.sync()
 
@@ -639,6 +641,9 @@ class Memory:
                     f"{self.embedder.dim}-dim vectors"
                 )
             vec = self.retrieval.vector(query_vector, n, scope)
+        kw, vec = refine.feedback(self, query, query_vector, kw, vec, n, scope)
+        if mode == "hybrid":
+            alpha = refine.query_alpha(self.config, kw, vec, alpha)
         if mode == "keyword":
             fused = dict(kw)
         elif mode == "vector":
@@ -651,6 +656,7 @@ class Memory:
             )
         else:
             fused = blend(kw, vec, alpha)
+        fused = refine.documents(self, fused, query_vector, scope)
         ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
         kw_rank = {cid: (r, s) for r, (cid, s) in enumerate(kw, 1)}
         vec_rank = {cid: (r, s) for r, (cid, s) in enumerate(vec, 1)}
@@ -674,6 +680,7 @@ class Memory:
                     break
             if len(hits) == k:
                 break
+        hits = refine.rerank(self, query, hits)
         if with_vectors and hits:
             vectors = self.retrieval.vectors_for([h.id for h in hits])
             for h in hits:

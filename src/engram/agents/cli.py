@@ -79,8 +79,15 @@ def add_chat_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_eval_locomo(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from engram.cli_help import config_pairs
     from engram.evaluate.locomo import CATEGORIES, Settings, evaluate_locomo
 
+    view_names = tuple(f.name for f in fields(Settings) if f.name != "retrieval")
+    pairs = config_pairs(args.recall, extra=view_names)
+    views = {k: v for k, v in pairs.items() if k in view_names}
+    config = {k: v for k, v in pairs.items() if k not in view_names}
     result = evaluate_locomo(
         args.file,
         store=args.store,
@@ -89,9 +96,10 @@ def cmd_eval_locomo(args: argparse.Namespace) -> int:
         seed=args.seed,
         answer=args.answer,
         reader=args.reader,
-        settings=Settings(retrieval=args.retrieval),
+        settings=Settings(retrieval=args.retrieval, **views),
         progress=sys.stderr.isatty(),
         **memory_options(args),
+        **config,
     )
     if args.json:
         json.dump(result, sys.stdout, indent=2)
@@ -137,6 +145,13 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
         choices=["views", "plain"],
         default="views",
         help="views: turns + contexts + sentences (default); plain: hybrid search of turns",
+    )
+    p.add_argument(
+        "--recall",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a view setting of engram.evaluate.locomo.Settings (speaker=0, session=0, ...) or "
+        "a recall setting of engram.config.Config (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval_locomo)

@@ -93,11 +93,15 @@ def evaluate_beir(
                 vectors = dict(zip(queries, embedded, strict=True))
             for mode in modes:
                 totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
+                mem.last_rerank_seconds = 0.0
+                rerank_seconds = 0.0
                 for qid, text in queries.items():
                     hits = mem.search(
                         text, k=300, mode=mode, candidates=300, query_vector=vectors.get(qid)
                     )
                     ranked = doc_ranking(hits)
+                    rerank_seconds += mem.last_rerank_seconds
+                    mem.last_rerank_seconds = 0.0
                     rel = qrels[qid]
                     totals["ndcg@10"] += ndcg_at_k(ranked, rel, 10)
                     totals["recall@10"] += recall_at_k(ranked, rel, 10)
@@ -106,5 +110,7 @@ def evaluate_beir(
                 n = max(1, len(queries))
                 row = {key: round(v / n, 4) for key, v in totals.items()}
                 row.update(mode=mode, queries=len(queries), dataset=Path(folder).name, split=split)
+                if mem.config.rerank_top:
+                    row["rerank_seconds_per_query"] = round(rerank_seconds / n, 3)
                 results.append(row)
     return results

@@ -165,6 +165,9 @@ class Settings:
     time_bonus: float = 0.2  # for turns in a time range the question names
     time_after_days: float = 14.0  # half the bonus for turns this long after the range
     candidates: int = 100
+    speaker: float = 0.1  # bonus for turns by the one speaker the question names
+    session: float = 0.0  # share of its session's normalised total score a turn gains
+    context_vector: float = 0.2  # weight of the context windows' cosine (a fourth view)
 
 
 def conversation_documents(conv: Conversation, settings: Settings = Settings()) -> list[Document]:
@@ -253,18 +256,39 @@ def recall_turns(
     context = memory.search(
         question, k=n, mode="keyword", namespace=namespace, where={"kind": "context"}
     )
+    vector = memory.embed_query(question)  # once for both vector views
     sentence = memory.search(
-        question, k=3 * n, mode="vector", namespace=namespace, where={"kind": "sentence"}
+        question,
+        k=3 * n,
+        mode="vector",
+        namespace=namespace,
+        where={"kind": "sentence"},
+        query_vector=vector,
     )
+    context_vec: list[Hit] = []
+    if settings.context_vector:
+        context_vec = memory.search(
+            question,
+            k=n,
+            mode="vector",
+            namespace=namespace,
+            where={"kind": "context"},
+            query_vector=vector,
+        )
     half = (1 - settings.alpha) / 2
     score: Counter[str] = Counter()
     for part, weight in (
         (_normalised(_by_turn(turn, "keyword"), n), half),
         (_normalised(_by_turn(context, "keyword"), n), half),
         (_normalised(_by_turn(sentence, "vector"), n), settings.alpha),
+        (_normalised(_by_turn(context_vec, "vector"), n), settings.context_vector),
     ):
         for dia, s in part.items():
             score[dia] += weight * s
+    if settings.speaker:
+        speaker_bonus(score, question, [*turn, *context, *sentence], settings.speaker)
+    if settings.session:
+        session_share(score, settings.session)
     smoothed: Counter[str] = Counter()
     for dia, s in score.items():
         session, number = (int(x) for x in _EVIDENCE.fullmatch(dia).groups())
@@ -295,6 +319,33 @@ def recall_turns(
         ranked.append((dia, s))
     ranked.sort(key=lambda x: (-x[1], x[0]))
     return ranked[:k]
+
+
+def speaker_bonus(score: Counter[str], question: str, hits: list[Hit], bonus: float) -> None:
+    """Add ``bonus`` to the turns spoken by the one speaker ``question`` names (by first
+    name, as a word); nothing when it names none or several."""
+    speakers = {h.metadata.get("dia_id"): h.metadata.get("speaker") for h in hits}
+    names = {s for s in speakers.values() if s}
+    named = [s for s in names if re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE)]
+    if len(named) != 1:
+        return
+    for dia in list(score):
+        if speakers.get(dia) == named[0]:
+            score[dia] += bonus
+
+
+def session_share(score: Counter[str], share: float) -> None:
+    """Each scored turn gains ``share`` times its session's total score over the best
+    session's (a session as one more view: a question's topic spreads over its session)."""
+    session = {dia: dia.split(":")[0] for dia in score}  # "D3:7" -> "D3"
+    totals: dict[str, float] = {}
+    for dia, s in score.items():
+        totals[session[dia]] = totals.get(session[dia], 0.0) + s
+    best = max(totals.values(), default=0.0)
+    if best <= 0:
+        return
+    for dia in list(score):
+        score[dia] += share * totals[session[dia]] / best
 
 
 # -- scoring ---------------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""The optional recall stages around fusion, each off unless its config setting is set.
+
+``Memory.search`` calls these in order: ``feedback`` (RM3 on the keyword leg, Rocchio on the
+vector leg), ``query_alpha`` (per-query fusion weight), ``documents`` (document pooling and
+whole-document vectors) and, on the final hits, ``rerank`` (the local model as a scorer).
+Every function returns its input unchanged when its setting is off, so the defaults in
+``Config`` decide what runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engram.recall.adaptive import adaptive_alpha
+from engram.recall.documents import add_document_vectors, document_vectors, pool_documents
+from engram.recall.feedback import add_rankings, expansion_terms, rocchio
+from engram.recall.fusion import Ranking
+from engram.recall.rerank import rerank_hits
+from engram.types import Hit
+
+Legs = tuple[list[tuple[int, float]], list[tuple[int, float]]]
+
+
+def feedback(
+    memory: Any,
+    query: str,
+    query_vector: np.ndarray | None,
+    kw: Ranking,
+    vec: Ranking,
+    n: int,
+    scope: Any,
+) -> Legs:
+    """The legs after pseudo-relevance feedback (``rm3_terms``, ``rocchio_weight``)."""
+    c = memory.config
+    kw_out, vec_out = list(kw), list(vec)
+    if c.rm3_terms > 0 and kw_out:
+        top = kw_out[: c.feedback_docs]
+        texts = memory.store.chunk_texts([cid for cid, _ in top])
+        passages = [(texts[cid], s) for cid, s in top if cid in texts]
+        terms = expansion_terms(query, passages, c.rm3_terms, c.language)
+        if terms:
+            extra = memory.retrieval.keyword(" ".join(terms), n, scope)
+            kw_out = add_rankings(kw_out, extra, c.rm3_weight)[:n]
+    if c.rocchio_weight and vec_out and query_vector is not None:
+        ids = [cid for cid, _ in vec_out[: c.feedback_docs]]
+        moved = rocchio(query_vector, memory.retrieval.vectors_for(ids), c.rocchio_weight)
+        vec_out = list(memory.retrieval.vector(moved, n, scope))
+    return kw_out, vec_out
+
+
+def query_alpha(config: Any, kw: Ranking, vec: Ranking, alpha: float) -> float:
+    """The blend's vector weight for this query (``adaptive_gain`` 0: ``alpha``)."""
+    return adaptive_alpha(kw, vec, alpha, config.adaptive_gain)
+
+
+def documents(
+    memory: Any, fused: dict[int, float], query_vector: np.ndarray | None, scope: Any
+) -> dict[int, float]:
+    """Fused chunk scores with document pooling (``doc_pool_decay``) and whole-document
+    vectors (``doc_vector_weight``) applied."""
+    c = memory.config
+    if not fused or not (c.doc_pool_decay or (c.doc_vector_weight and query_vector is not None)):
+        return fused
+    rows = memory.store.hit_rows(list(fused))
+    doc_of = {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
+    fused = pool_documents(fused, doc_of, c.doc_pool_decay)
+    if c.doc_vector_weight and query_vector is not None:
+        siblings = _document_chunks(memory, doc_of, scope)
+        vectors = memory.retrieval.vectors_for(list(siblings))
+        doc_vecs = document_vectors(vectors, siblings)
+        fused = add_document_vectors(fused, doc_of, doc_vecs, query_vector, c.doc_vector_weight)
+    return fused
+
+
+def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Any) -> dict[int, Any]:
+    """Every stored chunk of the candidates' documents, mapped to its document."""
+    by_namespace: dict[str, set[str]] = {}
+    for namespace, key in doc_of.values():
+        by_namespace.setdefault(namespace, set()).add(key)
+    out: dict[int, Any] = {}
+    for namespace, keys in by_namespace.items():
+        ids = memory.store.allowed_ids([namespace], {"doc_id": {"$in": sorted(keys)}})
+        if scope is not None:
+            ids = np.intersect1d(ids, scope)
+        rows = memory.store.hit_rows([int(i) for i in ids])
+        out.update({cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()})
+    return out
+
+
+def rerank(memory: Any, query: str, hits: list[Hit]) -> list[Hit]:
+    """Hits with the top ``rerank_top`` reordered by the local model (0: unchanged)."""
+    c = memory.config
+    if c.rerank_top <= 1 or len(hits) < 2:
+        return hits
+    out, spent = rerank_hits(memory.generator, query, hits, c.rerank_top, c.rerank_weight)
+    memory.last_rerank_seconds = spent
+    return out

@@ -1,0 +1,64 @@
+"""Reranking the top candidates with the bundled language model used as a scorer.
+
+For each of the ``top`` best hits the model reads the passage and the query and is asked
+whether the passage answers it; the score is ``log P("Yes") - log P("No")`` as the start of
+its reply (one forward pass per passage; the local generator's ``reply_logprobs``). The
+scores are min-max normalised over the ``top`` hits and added, times ``weight``, to the
+hits' fused scores (also normalised over them); hits below ``top`` keep their order after.
+Each reranked hit records ``scores["rerank"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engram.errors import EngramError
+from engram.types import Hit
+
+PROMPT = (
+    "Passage: {passage}\n\nQuestion: {query}\n\n"
+    "Does the passage answer the question? Answer yes or no."
+)
+MAX_PASSAGE_CHARS = 1500
+
+
+def lm_relevance(generator: Any, query: str, passages: list[str]) -> list[float]:
+    """``log P(Yes) - log P(No)`` for each passage as an answer to ``query``."""
+    score = getattr(generator, "reply_logprobs", None)
+    if score is None:
+        raise EngramError(
+            f"the {type(generator).__name__} generator cannot score replies; "
+            "reranking needs the local model (generator 'local')"
+        )
+    out = []
+    for passage in passages:
+        prompt = PROMPT.format(passage=passage[:MAX_PASSAGE_CHARS], query=query)
+        yes, no = score([{"role": "user", "content": prompt}], ["Yes", "No"])
+        out.append(yes.tokens[0] - no.tokens[0])
+    return out
+
+
+def _minmax(values: list[float]) -> list[float]:
+    lo, hi = min(values), max(values)
+    return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in values]
+
+
+def rerank_hits(
+    generator: Any, query: str, hits: list[Hit], top: int, weight: float
+) -> tuple[list[Hit], float]:
+    """``(hits reordered, seconds spent scoring)``; only the first ``top`` move."""
+    head, tail = hits[:top], hits[top:]
+    if len(head) < 2 or not weight:
+        return hits, 0.0
+    start = time.perf_counter()
+    lm = lm_relevance(
+        generator, query, [f"{h.title}\n{h.text}" if h.title else h.text for h in head]
+    )
+    spent = time.perf_counter() - start
+    fused = _minmax([h.score for h in head])
+    for h, f, s, raw in zip(head, fused, _minmax(lm), lm, strict=True):
+        h.scores["rerank"] = raw
+        h.score = f + weight * s
+    head.sort(key=lambda h: -h.score)
+    return head + tail, spent
