@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engram.index.ivf import default_nlist
 from engram.index.vector import FlatVectorIndex
 
 
@@ -108,3 +109,55 @@ def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog
     assert [h.id for h in after] == [h.id for h in before]
     fresh = json.loads((folder / (folder / "CURRENT").read_text().strip()).read_text())
     assert "file_hnsw" not in fresh and fresh["graph"] == "faiss"
+
+
+def _recall(idx: FlatVectorIndex, queries: np.ndarray) -> float:
+    hits = [
+        len({i for i, _ in idx.search(q, 10)} & {i for i, _ in idx.search(q, 10, exact=True)})
+        for q in queries
+    ]
+    return float(np.mean(hits)) / 10
+
+
+def test_inverted_lists_build_in_bulk_and_every_row_is_searchable_at_once(tmp_path):
+    x = clustered(8000)
+    idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="auto", ann_threshold=3000, ivf_nprobe=8)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[:6000])])
+    assert idx.ivf is None  # nothing built on add: exact search until the save
+    idx.last_seq = 1
+    idx.save()
+    assert idx.ivf is not None and len(idx.ivf) == 6000 and idx.ivf.nlist == default_nlist(6000)
+    # rows added after the build are found at once (exact search over the tail)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[6000:6200], start=6000)])
+    assert idx.tail_rows() == 200
+    assert idx.search(x[6100], 1)[0][0] == 6101
+    assert _recall(idx, x[100:140] + 0.05 * clustered(40, seed=1)) >= 0.95
+    # deletes and filters
+    top = idx.search(x[10], 1)[0][0]
+    idx.remove([top])
+    assert top not in {i for i, _ in idx.search(x[10], 50)}
+    broad = np.arange(2, 6201, 2, dtype=np.int64)
+    got = idx.search(x[11], 10, allowed=broad)
+    assert len(got) == 10 and {i for i, _ in got} <= set(broad.tolist())
+    # a tenth more rows: the lists are extended (same centroids) at the next save
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[6200:], start=6200)])
+    centroids = idx.ivf.centroids
+    idx.save()
+    assert len(idx.ivf) == 8000 - 1 and idx.tail_rows() == 0
+    assert np.array_equal(idx.ivf.centroids, centroids)
+    again = FlatVectorIndex(tmp_path / "v", dim=32, ann="auto", ann_threshold=3000, ivf_nprobe=8)
+    assert again.load() and isinstance(again.ivf.vectors, np.memmap)
+    assert again.search(x[7000], 5) == idx.search(x[7000], 5)
+    assert top not in {i for i, _ in again.search(x[10], 50)}
+
+
+def test_an_id_the_lists_may_hold_coming_back_drops_them_until_the_next_save(tmp_path):
+    x = clustered(4000)
+    idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="ivf", ann_threshold=1000)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x)])
+    idx.save()
+    idx.remove([5])
+    idx.add([(5, "", x[0])])
+    assert idx.ivf is None and idx.search(x[0], 2)[0][0] in (1, 5)
+    idx.save()
+    assert idx.ivf is not None and idx.tail_rows() == 0

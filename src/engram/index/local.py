@@ -48,6 +48,8 @@ class LocalIndexes:
             hnsw_ef_construction=config.hnsw_ef_construction,
             hnsw_ef_search=config.hnsw_ef_search,
             threads=config.threads or 1,
+            ivf_nprobe=config.ivf_nprobe,
+            ivf_nlist=config.ivf_nlist,
         )
         self._unsaved = 0
         for index in self.indexes if load else ():
