@@ -161,3 +161,28 @@ def test_an_id_the_lists_may_hold_coming_back_drops_them_until_the_next_save(tmp
     assert idx.ivf is None and idx.search(x[0], 2)[0][0] in (1, 5)
     idx.save()
     assert idx.ivf is not None and idx.tail_rows() == 0
+
+
+def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
+    from engram.embed.precomputed import PrecomputedEmbedder
+    from engram.memory import Memory
+    from engram.types import Document
+
+    x = clustered(300)
+    docs = [Document(text=f"doc {i}", id=str(i), metadata={"t": f"v{i % 3}"}) for i in range(300)]
+    with Memory(tmp_path / "m.db", embedder=PrecomputedEmbedder(32, "p")) as mem:
+        mem.import_vectors(docs, x)
+        scope = mem.retrieval.scope(None, {"t": "v1"})
+        sql = mem.store.allowed_ids(None, {"t": "v1"})
+        assert np.array_equal(scope, sql) and len(scope) == 100
+        assert "t" in mem.retrieval.postings.lists  # answered from the posting lists
+        # a deleted document and a moved one (its metadata rewritten) are followed
+        mem.delete("1")
+        mem.import_vectors([Document(text="doc 3", id="3", metadata={"t": "v1"})], x[3:4])
+        for value in ("v0", "v1", "v2"):
+            assert np.array_equal(
+                mem.retrieval.scope(None, {"t": value}), mem.store.allowed_ids(None, {"t": value})
+            )
+        assert len(mem.retrieval.scope(None, {"t": "v1"})) == 100  # -1 deleted, +1 moved
+        # an operator filter goes through SQL as before
+        assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}})) == 199

@@ -19,6 +19,7 @@ from engram.config import Config
 from engram.errors import EmbeddingMismatchError
 from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
+from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.store.sqlite import SQLiteStore
 from engram.types import DEFAULT_NAMESPACE
@@ -51,6 +52,7 @@ class LocalIndexes:
             ivf_nprobe=config.ivf_nprobe,
             ivf_nlist=config.ivf_nlist,
         )
+        self.postings = MetadataPostings(store)
         self._unsaved = 0
         for index in self.indexes if load else ():
             index.load()
@@ -70,7 +72,9 @@ class LocalIndexes:
             namespaces = None  # the only namespace: no condition to check per row
         if not where and namespaces is None:
             return None
-        allowed = self.store.allowed_ids(namespaces, where)
+        allowed = self.postings.lookup(where) if namespaces is None else None
+        if allowed is None:
+            allowed = self.store.allowed_ids(namespaces, where)
         return allowed if len(allowed) else EMPTY
 
     def keyword(self, query: str, n: int, scope: Any) -> list[tuple[int, float]]:
