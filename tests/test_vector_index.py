@@ -186,3 +186,20 @@ def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
         assert len(mem.retrieval.scope(None, {"t": "v1"})) == 100  # -1 deleted, +1 moved
         # an operator filter goes through SQL as before
         assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}})) == 199
+
+
+def test_keyword_segments_are_mapped_and_the_older_single_file_format_still_loads(tmp_path):
+    from engram.index.keyword import KeywordIndex
+
+    k = KeywordIndex(tmp_path / "kw")
+    k.add([(i + 1, f"alpha beta gamma{i % 7} delta{i}", None) for i in range(500)])
+    k.last_seq = 1
+    k.save()
+    again = KeywordIndex(tmp_path / "kw")
+    assert again.load() and again.segments[0].postings.indices.base is not None  # a mapped view
+    assert again.search("gamma3 delta5", 3) == k.search("gamma3 delta5", 3)
+    seg = next((tmp_path / "kw" / "segments").glob("keyword-*.ids.npy")).name.split(".")[0]
+    stem = tmp_path / "kw" / "segments" / seg
+    old = {p: np.load(f"{stem}.{p}.npy") for p in ("ids", "lengths", "indptr", "indices", "data")}
+    np.savez(f"{stem}.npz", shape=np.load(f"{stem}.shape.npy"), **old)
+    assert again._load_segment(stem).postings.nnz == k.segments[0].postings.nnz

@@ -196,6 +196,19 @@ class LocalIndexes:
         index.save()
         return n
 
+    def optimize(self) -> dict[str, Any]:
+        """Build or extend the inverted lists over every row now, then save."""
+        self.sync(autosave=False)
+        v = self.vector_index
+        built = v.ann != "exact" and v.ann != "hnsw" and v.build_ivf(force=v.ivf is None)
+        self.save()
+        return {
+            "vector_rows": v.size(),
+            "in_lists": len(v.ivf) if v.ivf is not None else 0,
+            "searched_exactly": v.tail_rows() if v.ivf is not None else v.size(),
+            "built": bool(built),
+        }
+
     def reindex(self) -> dict[str, int]:
         """Rebuild both indexes from the store and save them."""
         counts = {}
