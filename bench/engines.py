@@ -154,7 +154,7 @@ class EngramEngine(Engine):
         mem.index_metadata("tenant")
 
     def _after_load(self, mem) -> dict[str, Any]:
-        mem.save()  # builds the HNSW graph if not built yet, and writes every index
+        mem.optimize()  # builds the inverted lists (or HNSW graph) in bulk, saves every index
         return {}
 
     def open(self):
