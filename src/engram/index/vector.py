@@ -114,7 +114,11 @@ class FlatVectorIndex(SegmentedIndex):
     def tail_rows(self) -> int:
         """Rows not yet in the inverted lists (searched exactly)."""
         min_id = self.ivf.max_id if self.ivf is not None else -1
-        return sum(len(ids) for ids, _ in self._live_parts(min_id)) + len(self._mem_ids)
+        n = len(self._mem_ids)
+        for seg in self.segments:
+            start = int(np.searchsorted(seg.ids, min_id, side="right"))
+            n += int(seg.alive[start:].sum())
+        return n
 
     def build_ivf(self, force: bool = False) -> bool:
         """Build the inverted lists, or extend them with the rows added since; True if done.
