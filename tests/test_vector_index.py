@@ -149,6 +149,8 @@ def test_inverted_lists_build_in_bulk_and_every_row_is_searchable_at_once(tmp_pa
     assert again.load() and isinstance(again.ivf.vectors, np.memmap)
     assert again.search(x[7000], 5) == idx.search(x[7000], 5)
     assert top not in {i for i, _ in again.search(x[10], 50)}
+    exact_only = FlatVectorIndex(tmp_path / "v", dim=32, ann="exact")  # the lists go unused
+    assert exact_only.load() and exact_only.search(x[5], 10) == again.search(x[5], 10, exact=True)
 
 
 def test_an_id_the_lists_may_hold_coming_back_drops_them_until_the_next_save(tmp_path):

@@ -393,7 +393,7 @@ class FlatVectorIndex(SegmentedIndex):
         if self.hnsw is None and self._want_hnsw():
             self.build_hnsw()
         use_graph = allowed is None or len(allowed) > self.exact_filter_max
-        if self.ivf is not None and not exact and use_graph:
+        if self.ivf is not None and self.ann in ("auto", "ivf") and not exact and use_graph:
             return self._search_ivf(q, k, allowed)
         if self.hnsw is not None and not exact and use_graph:
             found = self._search_hnsw(q, k, allowed)
