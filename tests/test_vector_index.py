@@ -186,6 +186,9 @@ def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
                 mem.retrieval.scope(None, {"t": value}), mem.store.allowed_ids(None, {"t": value})
             )
         assert len(mem.retrieval.scope(None, {"t": "v1"})) == 100  # -1 deleted, +1 moved
+        # built-in fields are document columns, not metadata: SQL as before
+        assert mem.retrieval.postings.lookup({"doc_id": "7"}) is None
+        assert len(mem.retrieval.scope(None, {"doc_id": "7"})) == 1
         # an operator filter goes through SQL as before
         assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}})) == 199
 

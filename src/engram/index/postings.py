@@ -5,7 +5,8 @@ documents to their chunk ids on every query (tens of ms at 1M chunks). The first
 a key reads every chunk's value of that key once; later changes are applied from the store's
 changelog (chunk ids added since are looked up, deleted ones dropped), so each query is one
 dictionary lookup. Only plain equality on text or integer values takes this path; every other
-filter (operators, ``$or``, booleans, namespaces) is compiled to SQL as before.
+filter (operators, ``$or``, booleans, built-in fields such as ``doc_id``, namespaces) is
+compiled to SQL as before.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from engram.store.filters import json_path_literal
+from engram.errors import FilterError
+from engram.store.filters import COLUMNS, json_path_literal, metadata_path
 
 EMPTY = np.zeros(0, dtype=np.int64)
 REBUILD_AFTER = 100_000  # more changes than this since the last look: read the key anew
@@ -26,8 +28,12 @@ def simple_equalities(where: dict | None) -> dict[str, Any] | None:
     if not where or not isinstance(where, dict):
         return None
     for key, value in where.items():
-        if not isinstance(key, str) or key.startswith("$"):
-            return None
+        if not isinstance(key, str) or key.startswith("$") or key in COLUMNS:
+            return None  # operators and built-in fields (doc_id, namespace, ...) go to SQL
+        try:
+            metadata_path(key)
+        except FilterError:
+            return None  # SQL compilation reports the bad key
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             return None
     return dict(where)
