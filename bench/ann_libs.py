@@ -1,4 +1,5 @@
-"""HNSW libraries side by side on the same synthetic vectors: hnswlib, usearch, faiss-cpu.
+"""Vector index libraries side by side on the same synthetic vectors: hnswlib, usearch and
+faiss-cpu HNSW graphs, and Engram's own inverted lists (``ivf``).
 
 Each builds an inner-product HNSW graph with Engram's defaults (M 32, ef_construction 200) over
 the same ``--scale`` clustered 384-d unit vectors of ``bench.data``, on ``--threads`` threads,
@@ -7,7 +8,7 @@ then answers the same queries one at a time at ef_search 128; recall@10 is again
 process's CPU time (``*_cpu_*``; the build runs on one thread by default). One JSON line per
 library::
 
-    python -m bench.ann_libs --scale 100000 --libs hnswlib,usearch,faiss
+    python -m bench.ann_libs --scale 100000 --libs hnswlib,usearch,faiss,ivf
 """
 
 from __future__ import annotations
@@ -85,7 +86,33 @@ def _faiss(x: np.ndarray, a: argparse.Namespace, path: str) -> tuple[Search, Cal
     return lambda q: idx.search(q[None, :], 10)[1][0], save_load
 
 
-LIBS = {"hnswlib": _hnswlib, "usearch": _usearch, "faiss": _faiss}
+def _ivf(x: np.ndarray, a: argparse.Namespace, path: str) -> tuple[Search, Callable]:
+    """Engram's inverted lists (``engram.index.ivf``): k-means over a sample, rows grouped by
+    list, ``--nprobe`` lists scanned exactly; saved as .npy files and mapped on load."""
+    from engram.index.ivf import IvfLists, default_nlist, train
+
+    nlist = default_nlist(len(x))
+    rng = np.random.default_rng(1234)
+    sample = x[np.sort(rng.choice(len(x), size=min(len(x), 64 * nlist), replace=False))]
+    idx = IvfLists.build(train(sample, nlist, a.threads), [(np.arange(len(x)), x)])
+    folder = Path(path).parent
+
+    def search(q: np.ndarray) -> np.ndarray:
+        ids, scores = idx.scan(q, a.nprobe)
+        top = np.argpartition(-scores, 9)[:10] if len(scores) > 10 else np.arange(len(scores))
+        return ids[top]
+
+    def save_load() -> None:
+        files = idx.save(folder, "ivf")
+        IvfLists.load(folder, "ivf")
+        total = sum(os.path.getsize(folder / f) for f in files)
+        with open(path, "wb") as f:  # the size the caller reports
+            f.truncate(total)
+
+    return search, save_load
+
+
+LIBS = {"hnswlib": _hnswlib, "usearch": _usearch, "faiss": _faiss, "ivf": _ivf}
 
 
 def measure(name: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, a: Any) -> dict:
@@ -120,6 +147,7 @@ def measure(name: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, a: Any)
         "m": a.m,
         "ef_construction": a.efc,
         "ef_search": a.ef,
+        "nprobe": a.nprobe if name == "ivf" else None,
         "threads": a.threads,
     }
 
@@ -133,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--efc", type=int, default=200)
     p.add_argument("--ef", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--nprobe", type=int, default=24, help="lists scanned per query (ivf)")
     a = p.parse_args(argv)
     gen = Generator(Spec(scale=a.scale))
     x = np.ascontiguousarray(gen.block(0, a.scale)["vectors"], dtype=np.float32)

@@ -31,6 +31,12 @@ K = 10
 DIM = 384
 
 
+def cpu_s() -> float:
+    """CPU time of this process (user + system, all threads)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def tenant_name(t: int) -> str:
     return f"t{int(t):03d}"
 
@@ -119,21 +125,36 @@ class EngramEngine(Engine):
             shutil.rmtree(self.store)
         self.store.mkdir(parents=True)
         t0 = now()
+        c0 = cpu_s()
         mem = self._memory()
         self._before_load(mem)
+        vector_index = getattr(mem.retrieval, "vector_index", None)
+        ann = getattr(vector_index, "ann", None)
+        if ann in ("auto", "ivf"):  # the inverted lists are built once, after the load
+            vector_index.ann = "exact"
         for docs, vecs in engram_documents(data, block):
             mem.import_vectors(docs, vecs)
         t1 = now()
+        c1 = cpu_s()
+        if ann in ("auto", "ivf"):
+            vector_index.ann = ann
         out = self._after_load(mem)
         t2 = now()
         mem.close()
-        return {"ingest_s": t1 - t0, "index_s": t2 - t1, "build_s": t2 - t0, **out}
+        return {
+            "ingest_s": t1 - t0,  # store + keyword index + vector segments, no graph
+            "ingest_cpu_s": c1 - c0,
+            "index_s": t2 - t1,  # the inverted lists (or the HNSW graph), saved
+            "index_cpu_s": cpu_s() - c1,
+            "build_s": t2 - t0,
+            **out,
+        }
 
     def _before_load(self, mem) -> None:
         mem.index_metadata("tenant")
 
     def _after_load(self, mem) -> dict[str, Any]:
-        mem.save()  # builds the HNSW graph if not built yet, and writes every index
+        mem.optimize()  # builds the inverted lists (or HNSW graph) in bulk, saves every index
         return {}
 
     def open(self):

@@ -82,7 +82,33 @@ def benchmarks_json(results: list[dict]) -> list[dict]:
                         "date": date,
                     }
                 )
+        rows += wall_rows(r, date)
     return rows
+
+
+def wall_rows(r: dict, date: str) -> list[dict]:
+    """Rows with op ``build`` (build with vectors given) and ``open`` (open the store and
+    answer the first hybrid query in a fresh process), wall time in ``seconds``."""
+    rows = []
+    for eng, o in r.get("reopen", {}).items():
+        b = r.get("build", {}).get(eng, {})
+        for op, secs in (("build", b.get("build_s")), ("open", o.get("open_plus_first_s"))):
+            if secs is not None:
+                row = {"engine": eng, "scale": r["scale"], "op": op, "seconds": round(secs, 3)}
+                if op == "build":
+                    row["cpu_s"] = b.get("cpu_s")
+                    if "ingest_s" in b and "index_cpu_s" in b:  # Engram: store + keyword alone
+                        row["store_keyword_s"] = round(b["ingest_s"], 3)
+                        row["vector_index_s"] = round(b["index_s"], 3)
+                rows.append({**row, "date": date})
+    return rows
+
+
+def merged_json(path: Path, rows: list[dict]) -> list[dict]:
+    """``rows``, plus the rows already in ``path`` for (engine, scale) pairs not measured now."""
+    fresh = {(r["engine"], r["scale"]) for r in rows}
+    old = json.loads(path.read_text()) if path.exists() else []
+    return [r for r in old if (r["engine"], r["scale"]) not in fresh] + rows
 
 
 def latency_table(r: dict) -> str:
@@ -118,9 +144,10 @@ def latency_table(r: dict) -> str:
 
 def build_table(results: list[dict]) -> str:
     lines = [
-        "| scale | engine | build s | rows/s | build CPU s | peak RSS build MiB | disk MiB | "
+        "| scale | engine | build s | rows/s | build CPU s | store + keyword s (rows/s) | "
+        "vector index s | peak RSS build MiB | disk MiB | "
         "import s | open + first query s | first query ms | RSS serving MiB |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         builds = r.get("build", {})
@@ -138,11 +165,20 @@ def build_table(results: list[dict]) -> str:
             lines.append(
                 f"| {r['scale']:,} | {label} | {fmt(bs)} | "
                 f"{fmt(r['scale'] / bs if bs else None)} | {fmt(b.get('cpu_s'))} | "
+                f"{split_cells(b, r['scale'])} | "
                 f"{fmt(b.get('peak_rss_mib'))} | {mib(b.get('disk_bytes'))} | "
                 f"{fmt(o.get('import_s'), 2)} | {fmt(o['open_plus_first_s'], 2)} | "
                 f"{fmt(o['first_query_ms'])} | {fmt(o['peak_rss_mib'])} |"
             )
     return "\n".join(lines)
+
+
+def split_cells(b: dict, scale: int) -> str:
+    """Engram's build split: store + keyword index (rows/s), then the vector index."""
+    if "index_cpu_s" not in b:
+        return "– | –"
+    ingest = b["ingest_s"]
+    return f"{fmt(ingest)} ({fmt(scale / ingest if ingest else None)}) | {fmt(b['index_s'])}"
 
 
 def quality_table(path: Path) -> str:
@@ -282,13 +318,22 @@ def main() -> None:
     p.add_argument("--json", default=str(ROOT / "docs" / "benchmarks.json"))
     p.add_argument("--img", default=str(ROOT / "docs" / "img"))
     p.add_argument("--md", default=str(ROOT / "docs" / "benchmarks.md"))
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the JSON rows of engines and scales not in these results",
+    )
+    p.add_argument("--print", action="store_true", help="print the tables, leave the page")
     a = p.parse_args()
     folder = Path(a.results)
     results = load_results(folder)
     if not results:
         raise SystemExit(f"no scale-*.json with query results in {folder}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(benchmarks_json(results), indent=1) + "\n")
+    rows = benchmarks_json(results)
+    if a.merge:
+        rows = merged_json(Path(a.json), rows)
+    Path(a.json).write_text(json.dumps(rows, indent=1) + "\n")
     pngs = plots(results, Path(a.img))
     parts = [data_line(results), "", "### Latency", ""]
     for r in results:
@@ -302,7 +347,7 @@ def main() -> None:
             parts += [title, "", table, ""]
     md = "\n".join(parts)
     target = Path(a.md)
-    if target.exists() and START in target.read_text():
+    if target.exists() and START in target.read_text() and not a.print:
         text = target.read_text()
         head, rest = text.split(START, 1)
         tail = rest.split(END, 1)[1] if END in rest else ""

@@ -102,12 +102,22 @@ def test_scale_driver_and_report(folder, tmp_path):
         "--img", str(tmp_path / "img"), "--md", str(md),
     ]  # fmt: skip
     report.main()
-    rows = json.loads((tmp_path / "b.json").read_text())
+    all_rows = json.loads((tmp_path / "b.json").read_text())
+    rows = [r for r in all_rows if r["op"] not in ("build", "open")]
     assert rows and all(
         set(r) == {"engine", "scale", "op", "p50_ms", "p99_ms", "recall@10", "date"} for r in rows
     )
     assert {r["op"] for r in rows} == {"keyword", "vector", "hybrid", "hybrid_filtered"}
     assert all((r["recall@10"] is None) == (r["op"] != "vector") for r in rows)
+    # build (engines that built a store) and open (every engine), wall time in seconds
+    walls = {(r["engine"], r["op"]): r["seconds"] for r in all_rows if "seconds" in r}
+    assert set(walls) == {
+        ("engram", "build"), ("fts5", "build"), ("engram", "open"), ("engram@p", "open"),
+        ("fts5", "open"),
+    }  # fmt: skip
+    assert all(s > 0 for s in walls.values())
+    engram_build = next(r for r in all_rows if (r["engine"], r["op"]) == ("engram", "build"))
+    assert engram_build["store_keyword_s"] <= engram_build["seconds"]
     assert (tmp_path / "img" / "bench-latency.png").stat().st_size > 10_000
     text = md.read_text()
     assert "old" not in text and text.endswith("tail\n") and "| engram | hybrid |" in text

@@ -96,3 +96,22 @@ def test_eval_beir_json(tmp_path, store, capsys):
     assert code == 0
     assert {"ndcg@10", "recall@10", "recall@100", "mrr@10", "mode", "queries"} <= result.keys()
     assert result["ndcg@10"] == 1.0 and result["queries"] == 2 and result["mode"] == "keyword"
+
+
+def test_optimize_builds_the_inverted_lists_now(tmp_path, store, capsys):
+    from engram.index.local import LocalIndexes
+
+    notes = tmp_path / "n.jsonl"
+    notes.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": f"note {i} about herons"}) + "\n" for i in range(5)
+        )
+    )
+    assert run(capsys, "add", str(notes))[0] == 0
+    code, out, _ = run(capsys, "optimize")
+    assert code == 0 and "in_lists: 5" in out and "searched_exactly: 0" in out
+    from engram.memory import Memory
+
+    with Memory(store) as mem:  # the lists were saved: a fresh open maps them
+        assert isinstance(mem.retrieval, LocalIndexes) and len(mem.retrieval.vector_index.ivf) == 5
+        assert mem.search("herons", 3)

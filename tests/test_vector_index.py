@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engram.index.ivf import default_nlist
 from engram.index.vector import FlatVectorIndex
 
 
@@ -108,3 +109,102 @@ def test_an_hnswlib_graph_from_before_is_rebuilt_from_the_store(tmp_path, caplog
     assert [h.id for h in after] == [h.id for h in before]
     fresh = json.loads((folder / (folder / "CURRENT").read_text().strip()).read_text())
     assert "file_hnsw" not in fresh and fresh["graph"] == "faiss"
+
+
+def _recall(idx: FlatVectorIndex, queries: np.ndarray) -> float:
+    hits = [
+        len({i for i, _ in idx.search(q, 10)} & {i for i, _ in idx.search(q, 10, exact=True)})
+        for q in queries
+    ]
+    return float(np.mean(hits)) / 10
+
+
+def test_inverted_lists_build_in_bulk_and_every_row_is_searchable_at_once(tmp_path):
+    x = clustered(8000)
+    idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="auto", ann_threshold=3000, ivf_nprobe=8)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[:6000])])
+    assert idx.ivf is None  # nothing built on add: exact search until the save
+    idx.last_seq = 1
+    idx.save()
+    assert idx.ivf is not None and len(idx.ivf) == 6000 and idx.ivf.nlist == default_nlist(6000)
+    # rows added after the build are found at once (exact search over the tail)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[6000:6200], start=6000)])
+    assert idx.tail_rows() == 200
+    assert idx.search(x[6100], 1)[0][0] == 6101
+    assert _recall(idx, x[100:140] + 0.05 * clustered(40, seed=1)) >= 0.95
+    # deletes and filters
+    top = idx.search(x[10], 1)[0][0]
+    idx.remove([top])
+    assert top not in {i for i, _ in idx.search(x[10], 50)}
+    broad = np.arange(2, 6201, 2, dtype=np.int64)
+    got = idx.search(x[11], 10, allowed=broad)
+    assert len(got) == 10 and {i for i, _ in got} <= set(broad.tolist())
+    # a tenth more rows: the lists are extended (same centroids) at the next save
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[6200:], start=6200)])
+    centroids = idx.ivf.centroids
+    idx.save()
+    assert len(idx.ivf) == 8000 - 1 and idx.tail_rows() == 0
+    assert np.array_equal(idx.ivf.centroids, centroids)
+    again = FlatVectorIndex(tmp_path / "v", dim=32, ann="auto", ann_threshold=3000, ivf_nprobe=8)
+    assert again.load() and isinstance(again.ivf.vectors, np.memmap)
+    assert again.search(x[7000], 5) == idx.search(x[7000], 5)
+    assert top not in {i for i, _ in again.search(x[10], 50)}
+    exact_only = FlatVectorIndex(tmp_path / "v", dim=32, ann="exact")  # the lists go unused
+    assert exact_only.load() and exact_only.search(x[5], 10) == again.search(x[5], 10, exact=True)
+
+
+def test_an_id_the_lists_may_hold_coming_back_drops_them_until_the_next_save(tmp_path):
+    x = clustered(4000)
+    idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="ivf", ann_threshold=1000)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x)])
+    idx.save()
+    idx.remove([5])
+    idx.add([(5, "", x[0])])
+    assert idx.ivf is None and idx.search(x[0], 2)[0][0] in (1, 5)
+    idx.save()
+    assert idx.ivf is not None and idx.tail_rows() == 0
+
+
+def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
+    from engram.embed.precomputed import PrecomputedEmbedder
+    from engram.memory import Memory
+    from engram.types import Document
+
+    x = clustered(300)
+    docs = [Document(text=f"doc {i}", id=str(i), metadata={"t": f"v{i % 3}"}) for i in range(300)]
+    with Memory(tmp_path / "m.db", embedder=PrecomputedEmbedder(32, "p")) as mem:
+        mem.import_vectors(docs, x)
+        scope = mem.retrieval.scope(None, {"t": "v1"})
+        sql = mem.store.allowed_ids(None, {"t": "v1"})
+        assert np.array_equal(scope, sql) and len(scope) == 100
+        assert "t" in mem.retrieval.postings.lists  # answered from the posting lists
+        # a deleted document and a moved one (its metadata rewritten) are followed
+        mem.delete("1")
+        mem.import_vectors([Document(text="doc 3", id="3", metadata={"t": "v1"})], x[3:4])
+        for value in ("v0", "v1", "v2"):
+            assert np.array_equal(
+                mem.retrieval.scope(None, {"t": value}), mem.store.allowed_ids(None, {"t": value})
+            )
+        assert len(mem.retrieval.scope(None, {"t": "v1"})) == 100  # -1 deleted, +1 moved
+        # built-in fields are document columns, not metadata: SQL as before
+        assert mem.retrieval.postings.lookup({"doc_id": "7"}) is None
+        assert len(mem.retrieval.scope(None, {"doc_id": "7"})) == 1
+        # an operator filter goes through SQL as before
+        assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}})) == 199
+
+
+def test_keyword_segments_are_mapped_and_the_older_single_file_format_still_loads(tmp_path):
+    from engram.index.keyword import KeywordIndex
+
+    k = KeywordIndex(tmp_path / "kw")
+    k.add([(i + 1, f"alpha beta gamma{i % 7} delta{i}", None) for i in range(500)])
+    k.last_seq = 1
+    k.save()
+    again = KeywordIndex(tmp_path / "kw")
+    assert again.load() and again.segments[0].postings.indices.base is not None  # a mapped view
+    assert again.search("gamma3 delta5", 3) == k.search("gamma3 delta5", 3)
+    seg = next((tmp_path / "kw" / "segments").glob("keyword-*.ids.npy")).name.split(".")[0]
+    stem = tmp_path / "kw" / "segments" / seg
+    old = {p: np.load(f"{stem}.{p}.npy") for p in ("ids", "lengths", "indptr", "indices", "data")}
+    np.savez(f"{stem}.npz", shape=np.load(f"{stem}.shape.npy"), **old)
+    assert again._load_segment(stem).postings.nnz == k.segments[0].postings.nnz

@@ -226,6 +226,13 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    with _memory(args) as mem:
+        out = mem.optimize()
+    print(", ".join(f"{k}: {v}" for k, v in out.items()) or "nothing to optimize on this backend")
+    return 0
+
+
 def cmd_namespaces(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
         rows = mem.namespaces()
@@ -572,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: none)",
     )
     r.set_defaults(func=cmd_reindex)
+
+    o = sub.add_parser("optimize", help="build or extend the approximate vector index now, in bulk")
+    o.set_defaults(func=cmd_optimize)
 
     n = sub.add_parser("namespaces", help="list namespaces")
     n.add_argument("--json", action="store_true", help="print JSON")

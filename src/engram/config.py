@@ -56,12 +56,14 @@ class Config:
     require_grounding: bool = True  # replace answers the passages do not back by "no answer"
     cluster_threshold: float = 0.7  # cosine distance at which clusters are cut
     # vector index
-    ann: str = "auto"  # auto: HNSW from ann_threshold rows on; hnsw: always; exact: never
+    ann: str = "auto"  # auto/ivf: inverted lists from ann_threshold rows on; hnsw; exact: never
     ann_threshold: int = 50_000
     exact_filter_max: int = 20_000  # filters leaving fewer candidates are searched exactly
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    ivf_nprobe: int = 24  # inverted lists scanned per query (ann auto/ivf)
+    ivf_nlist: int = 0  # 0: about 2 sqrt(rows) lists
     # derived index housekeeping
     save_every_changes: int = 20_000
     compact_deleted_share: float = 0.25

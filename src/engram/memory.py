@@ -266,6 +266,12 @@ class Memory:
         """Rebuild the keyword and vector indexes from the store."""
         return self.retrieval.reindex()
 
+    def optimize(self) -> dict[str, Any]:
+        """Build or extend the approximate vector index now, in bulk, and save every index
+        (otherwise done when a save finds enough new rows). Returns what the index holds."""
+        run = getattr(self.retrieval, "optimize", None)
+        return run() if callable(run) else {}
+
     def index_metadata(self, *keys: str) -> list[str]:
         """Index these metadata keys in SQL (SQLite), so a selective filter on them reads
         only the matching rows; worth it for keys filtered on often (tenant, user, source

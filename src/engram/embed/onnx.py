@@ -69,6 +69,15 @@ class OnnxEmbedder:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` in their order; batches are formed from texts of similar
+        length (sorted by characters), so that little of each batch is padding."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vecs = self._embed_sorted([texts[i] for i in order])
+        out = np.empty_like(vecs)
+        out[np.array(order, dtype=np.int64)] = vecs
+        return out
+
+    def _embed_sorted(self, texts: Sequence[str]) -> np.ndarray:
         out = [np.zeros((0, self.dim), dtype=np.float32)]
         for i in range(0, len(texts), self.batch_size):
             enc = self.tokenizer.encode_batch(list(texts[i : i + self.batch_size]))

@@ -197,6 +197,7 @@ class SegmentedIndex:
             **self._save_extra(seg_dir, tag),
         }
         manifest["checksums"] = self._checksums_for(manifest)
+        self._stamp_saved(manifest["checksums"])
         manifest["checksum"] = manifest_checksum(manifest)
         name = f"manifest-{tag}.json"
         _fsync_write(self.directory / name, json.dumps(manifest).encode())
@@ -280,6 +281,17 @@ class SegmentedIndex:
         stems = {f.split(".")[0] for f in manifest["checksums"]}
         bad += sorted(s for s in self._kept_stems(manifest) if s not in stems)
         return bad
+
+    def _stamp_saved(self, checksums: dict[str, str]) -> None:
+        """Record the files just hashed, so that the next open does not read them again."""
+        seg_dir = self.directory / "segments"
+        stamps = {}
+        for fname, expected in checksums.items():
+            try:
+                stamps[fname] = [*_stat_key(seg_dir / fname), expected]
+            except OSError:
+                continue
+        self._write_stamps(stamps)
 
     def _read_stamps(self) -> dict[str, list]:
         try:

@@ -164,21 +164,32 @@ class KeywordIndex(SegmentedIndex):
 
     # -- persistence ----------------------------------------------------------------------
     def _save_segment(self, seg: KeywordSegment, stem: Path) -> None:
+        """One ``.npy`` file per array, so that opening maps them instead of reading them."""
         m = seg.postings
-        np.savez(
-            str(stem) + ".npz",
-            ids=seg.ids,
-            lengths=seg.lengths,
-            indptr=m.indptr,
-            indices=m.indices,
-            data=m.data,
-            shape=np.array(m.shape),
-        )
+        arrays = {
+            "ids": seg.ids,
+            "lengths": seg.lengths,
+            "indptr": m.indptr,
+            "indices": m.indices,
+            "data": m.data,
+            "shape": np.array(m.shape),
+        }
+        for part, arr in arrays.items():
+            np.save(f"{stem}.{part}.npy", np.asarray(arr))
 
     def _load_segment(self, stem: Path) -> KeywordSegment:
-        z = np.load(str(stem) + ".npz")
-        m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        return KeywordSegment(z["ids"], z["lengths"], m, np.ones(len(z["ids"]), dtype=bool))
+        if Path(str(stem) + ".npz").is_file():  # written before segments were mapped
+            z: Any = np.load(str(stem) + ".npz")
+        else:
+            z = {
+                part: np.load(f"{stem}.{part}.npy", mmap_mode=None if part == "shape" else "r")
+                for part in ("ids", "lengths", "indptr", "indices", "data", "shape")
+            }
+        m = sp.csr_matrix(
+            (z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"])
+        )
+        ids = np.asarray(z["ids"])
+        return KeywordSegment(ids, z["lengths"], m, np.ones(len(ids), dtype=bool))
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
         name = f"vocab-{tag}.npz"

@@ -19,6 +19,7 @@ from engram.config import Config
 from engram.errors import EmbeddingMismatchError
 from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
+from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.store.sqlite import SQLiteStore
 from engram.types import DEFAULT_NAMESPACE
@@ -48,7 +49,10 @@ class LocalIndexes:
             hnsw_ef_construction=config.hnsw_ef_construction,
             hnsw_ef_search=config.hnsw_ef_search,
             threads=config.threads or 1,
+            ivf_nprobe=config.ivf_nprobe,
+            ivf_nlist=config.ivf_nlist,
         )
+        self.postings = MetadataPostings(store)
         self._unsaved = 0
         for index in self.indexes if load else ():
             index.load()
@@ -68,7 +72,9 @@ class LocalIndexes:
             namespaces = None  # the only namespace: no condition to check per row
         if not where and namespaces is None:
             return None
-        allowed = self.store.allowed_ids(namespaces, where)
+        allowed = self.postings.lookup(where) if namespaces is None else None
+        if allowed is None:
+            allowed = self.store.allowed_ids(namespaces, where)
         return allowed if len(allowed) else EMPTY
 
     def keyword(self, query: str, n: int, scope: Any) -> list[tuple[int, float]]:
@@ -189,6 +195,19 @@ class LocalIndexes:
         n = self._rebuild(index)
         index.save()
         return n
+
+    def optimize(self) -> dict[str, Any]:
+        """Build or extend the inverted lists over every row now, then save."""
+        self.sync(autosave=False)
+        v = self.vector_index
+        built = v.ann != "exact" and v.ann != "hnsw" and v.build_ivf(force=v.ivf is None)
+        self.save()
+        return {
+            "vector_rows": v.size(),
+            "in_lists": len(v.ivf) if v.ivf is not None else 0,
+            "searched_exactly": v.tail_rows() if v.ivf is not None else v.size(),
+            "built": bool(built),
+        }
 
     def reindex(self) -> dict[str, int]:
         """Rebuild both indexes from the store and save them."""

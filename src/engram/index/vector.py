@@ -21,6 +21,7 @@ import numpy as np
 from engram.index.base import SegmentedIndex, log, mask_of, positions_of
 from engram.index.graph import LIBRARY as GRAPH_LIB
 from engram.index.graph import HnswGraph
+from engram.index.ivf import IvfLists, default_nlist, train
 
 
 @dataclass
@@ -40,15 +41,20 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 class FlatVectorIndex(SegmentedIndex):
-    """Cosine (inner product of unit vectors) search: exact, plus an HNSW graph at scale.
+    """Cosine (inner product of unit vectors) search: exact, plus an approximate index at scale.
 
-    With ``ann="auto"`` an HNSW graph (faiss) is built once the index holds ``ann_threshold``
-    rows and then kept up to date incrementally and saved beside the segments. Queries whose
-    filter leaves at most ``exact_filter_max`` candidates are answered exactly instead.
+    With ``ann="auto"`` (or ``"ivf"``) inverted lists (``engram.index.ivf``) are built in bulk
+    when the index is saved (or on ``engram optimize``) once it holds ``ann_threshold`` rows, and
+    extended in bulk once the rows added since reach a tenth of them; every row not yet in the
+    lists is searched exactly, so each committed chunk is searchable at once. ``ann="hnsw"``
+    keeps a faiss HNSW graph up to date on every add instead. Queries whose filter leaves at
+    most ``exact_filter_max`` candidates are answered exactly.
     """
 
     kind = "vector"
-    rebuildable_files = ("file_graph", "file_graph_ids")
+    rebuildable_files = ("file_graph", "file_graph_ids") + tuple(
+        f"file_ivf_{p}" for p in ("centroids", "offsets", "ids", "vec")
+    )
 
     def __init__(
         self,
@@ -62,15 +68,18 @@ class FlatVectorIndex(SegmentedIndex):
         hnsw_ef_construction: int = 200,
         hnsw_ef_search: int = 128,
         threads: int = 1,
+        ivf_nprobe: int = 24,
+        ivf_nlist: int = 0,
     ):
         super().__init__(directory)
-        if ann not in ("auto", "hnsw", "exact"):
-            raise ValueError(f"ann must be auto, hnsw or exact, got {ann!r}")
+        if ann not in ("auto", "ivf", "hnsw", "exact"):
+            raise ValueError(f"ann must be auto, ivf, hnsw or exact, got {ann!r}")
         self.dim = dim
         self.memtable_rows = memtable_rows
         self.ann, self.ann_threshold, self.exact_filter_max = ann, ann_threshold, exact_filter_max
         self.hnsw_m, self.hnsw_ef_construction = hnsw_m, hnsw_ef_construction
         self.hnsw_ef_search, self.threads = hnsw_ef_search, threads
+        self.ivf_nprobe, self.ivf_nlist = ivf_nprobe, ivf_nlist
         self.reset()
 
     def params(self) -> dict[str, Any]:
@@ -82,10 +91,111 @@ class FlatVectorIndex(SegmentedIndex):
         self._mem_vecs: list[np.ndarray] = []
         self.hnsw: HnswGraph | None = None
         self._hnsw_name = self._ids_name = ""
+        self.ivf: IvfLists | None = None
+        self._ivf_name = ""
+        self._deleted_arr: np.ndarray | None = None
 
     # -- HNSW -----------------------------------------------------------------------------
     def _want_hnsw(self) -> bool:
-        return self.ann == "hnsw" or (self.ann == "auto" and self.size() >= self.ann_threshold)
+        return self.ann == "hnsw"
+
+    def _want_ivf(self) -> bool:
+        return self.ann in ("auto", "ivf") and self.size() >= self.ann_threshold
+
+    # -- inverted lists -------------------------------------------------------------------
+    def _live_parts(self, min_id: int = -1):
+        """``(ids, vectors)`` of the live rows with an id above ``min_id``, per segment."""
+        for seg in self.segments:
+            start = int(np.searchsorted(seg.ids, min_id, side="right"))
+            pos = start + np.flatnonzero(seg.alive[start:])
+            if len(pos):
+                yield seg.ids[pos], np.asarray(seg.vectors[pos])
+
+    def tail_rows(self) -> int:
+        """Rows not yet in the inverted lists (searched exactly)."""
+        min_id = self.ivf.max_id if self.ivf is not None else -1
+        n = len(self._mem_ids)
+        for seg in self.segments:
+            start = int(np.searchsorted(seg.ids, min_id, side="right"))
+            n += int(seg.alive[start:].sum())
+        return n
+
+    def build_ivf(self, force: bool = False) -> bool:
+        """Build the inverted lists, or extend them with the rows added since; True if done.
+
+        Without ``force`` only when worth it: none yet, or the new rows reach a tenth of the
+        lists (the centroids are retrained once the lists have grown fourfold)."""
+        self.freeze()
+        live = sum(int(s.alive.sum()) for s in self.segments)
+        if not live:
+            return False
+        old = self.ivf
+        tail = self.tail_rows()
+        if old is not None and not tail and not force:
+            return False
+        if old is not None and not force and tail < max(1, len(old) // 10):
+            return False
+        nlist = self.ivf_nlist or default_nlist(live)
+        if old is None or nlist > 2 * old.nlist or force:
+            centroids = train(self._sample(nlist), nlist, self.threads)
+            self.ivf = IvfLists.build(centroids, self._live_parts())
+        else:
+            self.ivf = IvfLists.build(
+                old.centroids, [*self._old_live(old), *self._live_parts(old.max_id)]
+            )
+        self._ivf_name = ""
+        self.dirty = True
+        return True
+
+    def _old_live(self, old: IvfLists):
+        dead = self._deleted_sorted()
+        for ids, vecs in old.parts():
+            if len(dead):
+                keep = ~np.isin(ids, dead)
+                ids, vecs = ids[keep], vecs[keep]
+            yield ids, vecs
+
+    def _sample(self, nlist: int) -> np.ndarray:
+        parts = list(self._live_parts())
+        n = sum(len(i) for i, _ in parts)
+        want = min(n, 64 * nlist)
+        rng = np.random.default_rng(1234)
+        pick = np.sort(rng.choice(n, size=want, replace=False))
+        out, base = [], 0
+        for ids, vecs in parts:
+            sel = pick[(pick >= base) & (pick < base + len(ids))] - base
+            out.append(vecs[sel])
+            base += len(ids)
+        return np.vstack(out)
+
+    def _deleted_sorted(self) -> np.ndarray:
+        if self._deleted_arr is None or len(self._deleted_arr) != len(self.deleted):
+            self._deleted_arr = np.array(sorted(self.deleted), dtype=np.int64)
+        return self._deleted_arr
+
+    def _search_ivf(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]] | None:
+        nprobe = self.ivf_nprobe
+        while True:
+            ids, scores = self.ivf.scan(q, nprobe)
+            keep = np.ones(len(ids), dtype=bool)
+            if self.deleted:
+                keep &= ~np.isin(ids, self._deleted_sorted())
+            if allowed is not None:
+                keep &= np.isin(ids, allowed)
+            if keep.sum() >= k or nprobe >= self.ivf.nlist:
+                break
+            if allowed is None and not self.deleted:
+                break
+            nprobe *= 4
+        ids, scores = top_k(ids[keep], scores[keep], k)
+        tail = self._search_exact(q, k, allowed, min_id=self.ivf.max_id)
+        if tail:
+            t_ids = np.array([i for i, _ in tail], dtype=np.int64)
+            t_sc = np.array([s for _, s in tail], dtype=np.float32)
+            ids, scores = top_k(np.concatenate([ids, t_ids]), np.concatenate([scores, t_sc]), k)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
     def _new_graph(self) -> HnswGraph:
         return HnswGraph(self.dim, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
@@ -124,6 +234,8 @@ class FlatVectorIndex(SegmentedIndex):
         self._mem_ids.extend(ids)
         self._mem_vecs.extend(vecs)
         self.dirty = True
+        if self.ivf is not None and min(ids) <= self.ivf.max_id:
+            self.ivf = None  # an id the lists may hold came back: rebuilt at the next save
         if self.hnsw is not None:
             self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
         if len(self._mem_ids) >= self.memtable_rows:
@@ -162,6 +274,8 @@ class FlatVectorIndex(SegmentedIndex):
             self.hnsw.remove(ids)
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
+        if self._want_ivf() or self.ivf is not None:
+            return self._save_ivf(seg_dir, tag)
         if self.hnsw is None and self._want_hnsw():
             self.build_hnsw()
         if self.hnsw is None:
@@ -184,6 +298,19 @@ class FlatVectorIndex(SegmentedIndex):
             "file_graph_ids": f"{self._ids_name}.ids.npy",
         }
 
+    def _save_ivf(self, seg_dir: Path, tag: str) -> dict[str, Any]:
+        if self._want_ivf():
+            self.build_ivf()
+        if self.ivf is None:
+            return {}
+        if not self._ivf_name or not (seg_dir / f"{self._ivf_name}.vec.npy").is_file():
+            self._ivf_name = f"ivf-{tag}"
+            self.ivf.save(seg_dir, self._ivf_name)
+        out: dict[str, Any] = {"ivf_max_id": self.ivf.max_id}
+        for part in ("centroids", "offsets", "ids", "vec"):
+            out[f"file_ivf_{part}"] = f"{self._ivf_name}.{part}.npy"
+        return out
+
     def _load(self) -> bool:
         manifest = self._peek_manifest()
         if manifest is not None and "file_hnsw" in manifest:
@@ -204,6 +331,12 @@ class FlatVectorIndex(SegmentedIndex):
             return None  # the base class reports and rebuilds
 
     def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
+        if manifest.get("file_ivf_vec"):
+            name = manifest["file_ivf_vec"].split(".")[0]
+            self.ivf = IvfLists.load(seg_dir, name, manifest.get("ivf_max_id"))
+            if self.ivf.centroids.shape[1] != self.dim:
+                raise ValueError(f"inverted lists {name} do not have {self.dim} dims")
+            self._ivf_name = name
         if manifest.get("file_graph"):
             if manifest.get("graph") != GRAPH_LIB:
                 raise ValueError(f"graph written by {manifest.get('graph')}, not {GRAPH_LIB}")
@@ -226,6 +359,15 @@ class FlatVectorIndex(SegmentedIndex):
         if vecs.shape != (len(ids), self.dim):
             raise ValueError(f"segment {stem.name} has shape {vecs.shape}")
         return VectorSegment(ids, vecs, np.ones(len(ids), dtype=bool))
+
+    @staticmethod
+    def _tail_of(seg: VectorSegment, min_id: int) -> VectorSegment | None:
+        start = int(np.searchsorted(seg.ids, min_id, side="right"))
+        if start >= len(seg.ids):
+            return None
+        if start == 0:
+            return seg
+        return VectorSegment(seg.ids[start:], seg.vectors[start:], seg.alive[start:])
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Stored vectors of these chunk ids (those held by this index)."""
@@ -251,6 +393,8 @@ class FlatVectorIndex(SegmentedIndex):
         if self.hnsw is None and self._want_hnsw():
             self.build_hnsw()
         use_graph = allowed is None or len(allowed) > self.exact_filter_max
+        if self.ivf is not None and self.ann in ("auto", "ivf") and not exact and use_graph:
+            return self._search_ivf(q, k, allowed)
         if self.hnsw is not None and not exact and use_graph:
             found = self._search_hnsw(q, k, allowed)
             if found is not None:
@@ -277,10 +421,15 @@ class FlatVectorIndex(SegmentedIndex):
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
     def _search_exact(
-        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None, min_id: int = -1
     ) -> list[tuple[int, float]]:
+        """Exact top ``k`` among the rows with an id above ``min_id`` (all by default)."""
         found_ids, found_scores = [], []
         for seg in self.segments:
+            if min_id >= 0:
+                seg = self._tail_of(seg, min_id)
+                if seg is None:
+                    continue
             if allowed is not None:  # gather only the allowed rows
                 pos = positions_of(seg.ids, allowed)
                 pos = pos[seg.alive[pos]]
