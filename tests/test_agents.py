@@ -33,7 +33,7 @@ from engram.agents import (
     recency,
     strip_time_phrase,
 )
-from engram.agents.records import chunk_vectors, iter_documents
+from engram.stored import chunk_vectors, iter_documents
 from engram.agents.reflection import reflection_text
 from engram.errors import NamespaceError
 

@@ -147,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.clusters:
             from engram.cluster import cluster_hits
 
-            clusters = cluster_hits(hits)
+            clusters = cluster_hits(hits, threshold=mem.config.cluster_threshold)
     if args.json:
         if clusters is not None:
             _print_json(

@@ -35,7 +35,7 @@ def _summary(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
 def _namespaces(mem: Any, namespace: str) -> list[str]:
     if namespace == "*":
         return [ns["name"] for ns in mem.namespaces()]
-    if not mem.store.namespace_exists(namespace):
+    if not mem.namespace_exists(namespace):
         raise EngramError(f"no namespace {namespace!r} (engram namespaces lists them)")
     return [namespace]
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from engram.agents.records import StoredChunk, StoredDocument, chunk_vectors, iter_documents
 from engram.errors import EngramError, NamespaceError
+from engram.stored import StoredChunk, StoredDocument, chunk_vectors, iter_documents
+from engram.turns import spoken_text
 
 if TYPE_CHECKING:
     from engram.generate.base import Generator
@@ -152,10 +153,7 @@ def stored_pairs(docs: list[StoredDocument]) -> list[QAPair]:
 
 
 def _turn_text(doc: StoredDocument) -> str:
-    text = doc.text
-    speaker = str(doc.metadata.get("speaker", ""))
-    prefix = f"{speaker}: "
-    return _clean(text[len(prefix) :] if speaker and text.startswith(prefix) else text)
+    return _clean(spoken_text(doc.text, str(doc.metadata.get("speaker", ""))))
 
 
 def turn_pairs(docs: list[StoredDocument], assistant: str | None = None) -> list[QAPair]:
@@ -230,7 +228,7 @@ def generated_pairs(
     vectors = chunk_vectors(memory, [h.id for h in hits])
     for h in hits:
         h.vector = vectors.get(h.id)
-    clusters = cluster_hits(hits)[:limit]
+    clusters = cluster_hits(hits, threshold=memory.config.cluster_threshold)[:limit]
     pairs: list[QAPair] = []
     for n, cluster in enumerate(clusters, 1):
         members = cluster.hits[:passages]

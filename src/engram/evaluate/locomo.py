@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engram.agents.records import iter_documents, latest_time
-from engram.agents.timeparse import parse_time_range
 from engram.errors import EngramError
 from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
+from engram.stored import iter_documents, latest_time
+from engram.timeparse import parse_time_range
 from engram.types import Document, Hit
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
