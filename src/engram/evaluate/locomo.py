@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engram.answer.citations import CITATION_MARKER
 from engram.errors import EngramError
 from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
@@ -299,7 +300,6 @@ def recall_turns(
 
 # -- scoring ---------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
-_CITATION = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 
 
 def _answer_tokens(text: str) -> list[str]:
@@ -412,7 +412,7 @@ def evaluate_locomo(
                 if answer:
                     hits = _turn_hits(mem, conv.namespace, ranked[:k])
                     reply = mem.answer(q.question, hits, reader=reader)
-                    text = "" if reply.no_answer else _CITATION.sub(" ", reply.answer)
+                    text = "" if reply.no_answer else CITATION_MARKER.sub(" ", reply.answer)
                     row["f1"] = token_f1(text, q.answer)
                     row["abstained"] = float(reply.no_answer)
                 rows.append(row)
