@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engram.adversarial.cli import add_poisoning_parser
     from engram.agents.cli import add_chat_parser, add_episodes_parser, add_locomo_parser
     from engram.experiment.cli import add_experiment_parser
-    from engram.export import add_export_parser
+    from engram.export_cli import add_export_parser
     from engram.server.cli import add_server_parsers
     from engram.sql.cli import add_sql_parser
 

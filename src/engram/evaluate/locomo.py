@@ -358,6 +358,26 @@ def spread_sample(
     return [todo[i] for i in sorted(picked)]
 
 
+def _scored_questions(
+    convs: list[Conversation],
+) -> tuple[list[tuple[Conversation, Question]], int]:
+    """The questions of the scored categories that name evidence, and how many did not."""
+    todo: list[tuple[Conversation, Question]] = []
+    skipped = 0
+    for conv in convs:
+        for q in conv.questions:
+            if q.category in SCORED:
+                if q.evidence:
+                    todo.append((conv, q))
+                else:
+                    skipped += 1
+    return todo, skipped
+
+
+def _mean(part: list[dict[str, Any]], key: str) -> float:
+    return round(sum(r[key] for r in part) / len(part), 4) if part else 0.0
+
+
 def evaluate_locomo(
     path: str | Path,
     *,
@@ -381,16 +401,7 @@ def evaluate_locomo(
     paper's metric; an abstention scores 0) and the share of abstentions are reported.
     Questions without evidence ids are skipped (counted in ``skipped``).
     """
-    convs = load_locomo(path)
-    todo: list[tuple[Conversation, Question]] = []
-    skipped = 0
-    for conv in convs:
-        for q in conv.questions:
-            if q.category in SCORED:
-                if q.evidence:
-                    todo.append((conv, q))
-                else:
-                    skipped += 1
+    todo, skipped = _scored_questions(load_locomo(path))
     if limit is not None:
         todo = spread_sample(todo, limit, seed)
     ks = sorted({5, 10, k})
@@ -422,18 +433,14 @@ def evaluate_locomo(
             if memory is None:
                 mem.close()
     metrics = [f"recall@{n}" for n in ks] + (["f1", "abstained"] if answer else [])
-
-    def mean(part: list[dict[str, Any]], key: str) -> float:
-        return round(sum(r[key] for r in part) / len(part), 4) if part else 0.0
-
-    result: dict[str, Any] = {m: mean(rows, m) for m in metrics}
+    result: dict[str, Any] = {m: _mean(rows, m) for m in metrics}
     result["questions"] = len(rows)
     result["skipped"] = skipped
     result["per_category"] = {
         str(c): {
             "name": CATEGORIES[c],
             "questions": len(part),
-            **{m: mean(part, m) for m in metrics},
+            **{m: _mean(part, m) for m in metrics},
         }
         for c in SCORED
         if (part := [r for r in rows if r["category"] == c])
