@@ -70,7 +70,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from engram.cli import _memory, _print_json
 
     with _memory(args) as mem:
-        found = []
+        found: list[tuple[str, dict[str, Any]]] = []
         for ns in _namespaces(mem, args.namespace):
             docs = mem.store.select_documents(ns, {"doc_id": args.doc_id})
             found.extend((ns, d) for d in docs)

@@ -224,7 +224,7 @@ class Memory:
                     yield from load_path(
                         item,
                         max_bytes=int(self.config.max_file_mb * 2**20),
-                        on_error=on_error,
+                        on_error=on_error,  # type: ignore[arg-type]  (checked by load_path)
                         on_skip=skip,
                         on_ignored=lambda path, why: report.ignored.append(f"{path}: {why}"),
                     )
@@ -347,7 +347,7 @@ class Memory:
         return int(total), list(docs)
 
     def get_document(self, namespace: str, doc_id: str) -> dict[str, Any] | None:
-        return self.store.get_document(namespace, doc_id)  # type: ignore[no-any-return]
+        return self.store.get_document(namespace, doc_id)
 
     def count_documents(
         self, namespace: str, ids: Sequence[str] | None = None, where: Any = None
@@ -361,7 +361,7 @@ class Memory:
 
     def metadata_max(self, namespace: str, key: str, where: Any = None) -> float | None:
         """The largest numeric ``metadata[key]`` among documents matching ``where``."""
-        return self.store.metadata_max(namespace, key, parse_where(where))  # type: ignore[no-any-return]
+        return self.store.metadata_max(namespace, key, parse_where(where))
 
     def copy_document(self, doc: StoredDocument, namespace: str) -> None:
         """Write a stored document into ``namespace`` with its stored vectors (not re-embedded)."""

@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ def reflect(
         text = reflection_text(reply)
         if not text:
             continue
-        meta = {"kind": "reflection", "sources": sources}
+        meta: dict[str, Any] = {"kind": "reflection", "sources": sources}
         meta["importance"] = (
             importance(text) if importance else max(int(hit_importance(h)) for h in cluster.hits)
         )

@@ -52,7 +52,7 @@ def cmd_eval_beir(args: argparse.Namespace) -> int:
 def cmd_eval_qa(args: argparse.Namespace) -> int:
     from engram.evaluate.qa import evaluate_qa
 
-    modes = ("memory", "closed-book") if args.mode == "both" else (args.mode,)
+    modes: tuple[str, ...] = ("memory", "closed-book") if args.mode == "both" else (args.mode,)
     if args.mode == "all":
         modes = ("memory", "closed-book", "no-gold")
     options: dict[str, Any] = {}

@@ -258,7 +258,7 @@ def recall_turns(
         question, k=3 * n, mode="vector", namespace=namespace, where={"kind": "sentence"}
     )
     half = (1 - settings.alpha) / 2
-    score: Counter[str] = Counter()
+    score: dict[str, float] = Counter()
     for part, weight in (
         (_normalised(_by_turn(turn, "keyword"), n), half),
         (_normalised(_by_turn(context, "keyword"), n), half),
@@ -266,9 +266,11 @@ def recall_turns(
     ):
         for dia, s in part.items():
             score[dia] += weight * s
-    smoothed: Counter[str] = Counter()
+    smoothed: dict[str, float] = Counter()
     for dia, s in score.items():
-        session, number = (int(x) for x in _EVIDENCE.fullmatch(dia).groups())
+        found = _EVIDENCE.fullmatch(dia)
+        assert found is not None  # every key is a turn id ("D<session>:<n>")
+        session, number = (int(x) for x in found.groups())
         smoothed[dia] += s
         smoothed[f"D{session}:{number + 1}"] += settings.prev * s  # I am the next one's prev
         smoothed[f"D{session}:{number - 1}"] += settings.next * s

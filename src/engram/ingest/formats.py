@@ -354,7 +354,7 @@ def _csv(text: str, source: str, base_id: str | None, report: _Reporter) -> Iter
             source,
             1,
         )
-    special = {
+    special: dict[str, int] = {
         k: lower.index(k)
         for k in ("title", "id", "source")
         if k in lower and lower.index(k) != text_col

@@ -181,7 +181,7 @@ class MemoryService:
             mem = self.memory
             n_docs = mem.count_documents(namespace, ids or None, parsed)
             if not n_docs and not missing_ok:
-                raise NotFoundError(f"no document {ids[0]!r} in namespace {namespace!r}")
+                raise NotFoundError(f"no document {(ids or [''])[0]!r} in namespace {namespace!r}")
             chunks = mem.delete(ids or None, where=parsed, namespace=namespace, reason=reason)
         return {"deleted_documents": n_docs, "deleted_chunks": chunks}
 
