@@ -11,8 +11,8 @@ import numpy as np
 
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
-from engram.embed.factory import DEFAULT_EMBEDDER, embedder_name_for
-from engram.errors import EmbeddingMismatchError, EngramError, NamespaceError
+from engram.embed.binding import bind_embedder, recorded_embedder, resolve_embedder
+from engram.errors import EngramError, NamespaceError
 from engram.identity import content_hash, document_identity, document_key
 from engram.index.keyword import KeywordIndex
 from engram.index.local import open_retrieval
@@ -141,44 +141,14 @@ class Memory:
 
     def recorded_embedder(self) -> str | None:
         """The embedder name this store was made with (None for a new or custom one)."""
-        return self.store.get_setting("embedder") or embedder_name_for(
-            self.store.get_setting("embedding_model")
-        )
+        return recorded_embedder(self.store)
 
     def _resolve_embedder(self, spec: str | Embedder | None) -> str | Embedder:
-        """The embedder named, else the store's, else the default; a name that differs from
-        the one the store was made with is refused before anything is embedded."""
-        recorded = self.recorded_embedder()
-        if spec is None:
-            return recorded or DEFAULT_EMBEDDER
-        if isinstance(spec, str) and recorded and spec != recorded:
-            raise EmbeddingMismatchError(
-                f"{self.path} was made with the {recorded!r} embedder "
-                f"({self.store.get_setting('embedding_model')}); it cannot use {spec!r}. "
-                "Leave the embedder out (the store's own is used) or add into a new store."
-            )
-        return spec
+        return resolve_embedder(self.store, self.path, spec)
 
     def _check_embedder(self) -> Embedder:
-        emb = self.embedder
-        model = self.store.get_setting("embedding_model")
-        if model is None:
-            # the dimension first: a process that sees the model also sees its dimension
-            self.store.set_setting("embedding_dim", str(emb.dim))
-            self.store.set_setting("embedding_model", emb.model_id)
-            spec = self._embedder_spec
-            name = spec if isinstance(spec, str) else embedder_name_for(emb.model_id)
-            if name:
-                self.store.set_setting("embedder", name)
-            self.retrieval.set_dim(emb.dim)
-        elif model != emb.model_id or int(self.store.get_setting("embedding_dim")) != emb.dim:
-            raise EmbeddingMismatchError(
-                f"{self.store.path} holds vectors of {model} "
-                f"({self.store.get_setting('embedding_dim')} dims), but this Memory embeds with "
-                f"{emb.model_id} ({emb.dim} dims). Open it with the same embedder, or add into a "
-                "new store."
-            )
-        return emb
+        """The embedder, recorded in the store on first use and checked against it after."""
+        return bind_embedder(self.store, self.retrieval, self.embedder, self._embedder_spec)
 
     # -- derived indexes ------------------------------------------------------------------
     def sync(self) -> int:

@@ -127,10 +127,6 @@ def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], **extra: A
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
-class _Cancelled(Exception):
-    pass
-
-
 def _completion(cid: str, model: str, out: dict[str, Any], sources: bool) -> dict[str, Any]:
     content, footer = _content(out, sources)
     return {
