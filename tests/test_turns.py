@@ -40,7 +40,8 @@ def test_agents_and_server_store_the_same_shape(make_memory):
     (server_id,) = out["ids"]
     assert agent_id == "turn-0" and server_id.startswith("turn:")
     a, b = (service.get_document("chat", i) for i in (agent_id, server_id))
-    assert a["text"] == "ana: I keep bees on the roof." and b["text"] == "bob: Do the bees sting?"
+    assert a["chunks"][0]["text"] == "ana: I keep bees on the roof."
+    assert b["chunks"][0]["text"] == "bob: Do the bees sting?"
     assert a["title"] == "ana" and b["title"] == "bob"
     assert {a["metadata"]["kind"], b["metadata"]["kind"]} == {"turn"}
     assert a["metadata"]["importance"] >= 1 and "importance" not in b["metadata"]
@@ -60,12 +61,12 @@ def test_a_turn_stored_in_the_earlier_server_form_is_found_and_updated_in_place(
                    {"speaker": "ana", "kind": "turn", "session": "s1"}, at)  # fmt: skip
     mem.add_documents([old], namespace="chat")
     service = MemoryService(mem)
-    assert service.get_document("chat", old_key)["text"] == "I moved to Lisbon."
+    assert service.get_document("chat", old_key)["chunks"][0]["text"] == "I moved to Lisbon."
     again = service.add([turn_document("I moved to Lisbon.", "ana", time_=at, session="s1")],
                         "chat")  # fmt: skip
     assert again["ids"] == [old_key] and again["updated"] == 1 and again["added"] == 0
     assert service.list_documents("chat", 10, 0)["total"] == 1
-    assert service.get_document("chat", old_key)["text"] == "ana: I moved to Lisbon."
+    assert service.get_document("chat", old_key)["chunks"][0]["text"] == "ana: I moved to Lisbon."
     hits = mem.search("Lisbon", namespace="chat", where={"speaker": "ana"})
     assert [h.doc_id for h in hits] == [old_key]
 

@@ -194,7 +194,7 @@ class Memory:
                     yield from load_path(
                         item,
                         max_bytes=int(self.config.max_file_mb * 2**20),
-                        on_error=on_error,  # type: ignore[arg-type]  (checked by load_path)
+                        on_error=on_error,  # type: ignore[arg-type]  # checked by load_path
                         on_skip=skip,
                         on_ignored=lambda path, why: report.ignored.append(f"{path}: {why}"),
                     )

@@ -25,7 +25,7 @@ import re
 import string
 import sys
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -258,7 +258,7 @@ def recall_turns(
         question, k=3 * n, mode="vector", namespace=namespace, where={"kind": "sentence"}
     )
     half = (1 - settings.alpha) / 2
-    score: dict[str, float] = Counter()
+    score: defaultdict[str, float] = defaultdict(float)
     for part, weight in (
         (_normalised(_by_turn(turn, "keyword"), n), half),
         (_normalised(_by_turn(context, "keyword"), n), half),
@@ -266,11 +266,11 @@ def recall_turns(
     ):
         for dia, s in part.items():
             score[dia] += weight * s
-    smoothed: dict[str, float] = Counter()
+    smoothed: defaultdict[str, float] = defaultdict(float)
     for dia, s in score.items():
-        found = _EVIDENCE.fullmatch(dia)
-        assert found is not None  # every key is a turn id ("D<session>:<n>")
-        session, number = (int(x) for x in found.groups())
+        turn_id = _EVIDENCE.fullmatch(dia)
+        assert turn_id is not None  # every key is a turn id ("D<session>:<n>")
+        session, number = (int(x) for x in turn_id.groups())
         smoothed[dia] += s
         smoothed[f"D{session}:{number + 1}"] += settings.prev * s  # I am the next one's prev
         smoothed[f"D{session}:{number - 1}"] += settings.next * s
