@@ -176,7 +176,11 @@ def round_(path: Path, seed: int, embedder: str, expected: dict[str, str]) -> di
         raise RuntimeError("the writer did not start")
     time.sleep(rng.uniform(0.05, 1.5))
     proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate()
+    # Read the rest through the same buffered reader that read "ready": lines the writer
+    # printed right after it may already sit in that buffer (communicate() would skip them).
+    out = proc.stdout.read()
+    err = proc.stderr.read() if proc.stderr is not None else ""
+    proc.wait()
     if proc.returncode != -signal.SIGKILL:
         raise RuntimeError(f"the writer failed before the kill:\n{err}")
     in_flight = None

@@ -33,9 +33,9 @@ from engram.agents import (
     recency,
     strip_time_phrase,
 )
-from engram.agents.records import chunk_vectors, iter_documents
 from engram.agents.reflection import reflection_text
 from engram.errors import NamespaceError
+from engram.stored import chunk_vectors, iter_documents
 
 DAY = 86_400.0
 REF = datetime(2023, 6, 14, 15, 0, tzinfo=UTC).timestamp()  # a Wednesday

@@ -27,7 +27,7 @@ from engram.generate import (
     register_generator,
     serve_openai_compatible,
 )
-from engram.generate.local import build_cached, is_complete
+from engram.generate.model_cache import build_cached, is_complete
 
 PROMPT = [{"role": "user", "content": "Name three colors of the rainbow."}]
 MAX_TOKENS = 20

@@ -35,7 +35,7 @@ def _summary(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
 def _namespaces(mem: Any, namespace: str) -> list[str]:
     if namespace == "*":
         return [ns["name"] for ns in mem.namespaces()]
-    if not mem.store.namespace_exists(namespace):
+    if not mem.namespace_exists(namespace):
         raise EngramError(f"no namespace {namespace!r} (engram namespaces lists them)")
     return [namespace]
 
@@ -70,7 +70,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from engram.cli import _memory, _print_json
 
     with _memory(args) as mem:
-        found = []
+        found: list[tuple[str, dict[str, Any]]] = []
         for ns in _namespaces(mem, args.namespace):
             docs = mem.store.select_documents(ns, {"doc_id": args.doc_id})
             found.extend((ns, d) for d in docs)

@@ -20,7 +20,7 @@ from engram.agents.scoring import (
     recency,
     rescore,
 )
-from engram.agents.timeparse import TimeRange, parse_time_range, strip_time_phrase
+from engram.timeparse import TimeRange, parse_time_range, strip_time_phrase
 
 __all__ = [
     "AgentMemory",

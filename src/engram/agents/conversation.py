@@ -1,7 +1,8 @@
 """``AgentMemory``: one agent's (user's, character's) conversation memory in a namespace.
 
-Turns are stored as documents ``"speaker: text"`` with metadata ``kind="turn"``, ``speaker``,
-``session``, ``turn`` (a running index) and ``importance`` (1-10), dated by ``created_at``.
+Turns are ``engram.turns.Turn``s, stored as documents ``"speaker: text"`` keyed ``turn-<n>``
+with metadata ``kind="turn"``, ``speaker``, ``session``, ``turn`` (a running index) and
+``importance`` (1-10), dated by ``created_at``.
 Recall searches the namespace, narrows it to a time range found in the query or given, and
 re-ranks by relevance, recency and importance. Pinned memories (persona, profile) are kept
 out of recall and always given to the prompt.
@@ -15,7 +16,6 @@ from typing import Any
 
 from engram.agents import forgetting, reflection
 from engram.agents.forgetting import NOT_PINNED
-from engram.agents.records import iter_documents, latest_time, max_turn
 from engram.agents.scoring import (
     DEFAULT_HALF_LIFE,
     Weights,
@@ -23,13 +23,15 @@ from engram.agents.scoring import (
     model_importance,
     rescore,
 )
-from engram.agents.timeparse import TimeRange, parse_time_range, strip_time_phrase, to_epoch
 from engram.generate.base import Generator
 from engram.memory import DEFAULT_NAMESPACE, Memory, check_namespace, has_words
 from engram.store.filters import parse_where
+from engram.stored import iter_documents, latest_time, max_turn
+from engram.timeparse import TimeRange, parse_time_range, strip_time_phrase, to_epoch
+from engram.turns import Turn
 from engram.types import Document, Hit
 
-Turn = Mapping[str, Any] | tuple[str, str]
+TurnInput = Mapping[str, Any] | tuple[str, str]  # what remember_session accepts
 
 
 class AgentMemory:
@@ -103,25 +105,22 @@ class AgentMemory:
     ) -> Document:
         if not isinstance(text, str) or not text.strip():
             raise ValueError("a turn needs non-empty text")
-        speaker = str(speaker).strip() or "unknown"
         created = to_epoch(time) if time is not None else self.clock()
-        index = self._turn_index()
         meta: dict[str, Any] = dict(metadata or {})
-        meta.update(
-            kind="turn",
-            speaker=speaker,
-            turn=index,
-            importance=int(importance) if importance is not None else self.rate(text),
-        )
-        if session is not None:
-            meta["session"] = session
         if ttl is not None:
             meta["expires_at"] = created + float(ttl)
         elif "expires_at" in meta:
             meta["expires_at"] = to_epoch(meta["expires_at"])
-        return Document(
-            f"{speaker}: {text.strip()}", f"turn-{index}", metadata=meta, created_at=created
+        turn = Turn(
+            speaker,
+            text,
+            created,
+            session=session,
+            index=self._turn_index(),
+            importance=int(importance) if importance is not None else self.rate(text),
+            metadata=meta,
         )
+        return turn.document()
 
     def remember(
         self,
@@ -141,7 +140,7 @@ class AgentMemory:
         return str(doc.id)
 
     def remember_session(
-        self, turns: Iterable[Turn], session: Any = None, time: Any = None
+        self, turns: Iterable[TurnInput], session: Any = None, time: Any = None
     ) -> list[str]:
         """Store a whole session at once (one embedding batch). Each turn is ``(speaker,
         text)`` or a dict with ``speaker`` (or ``role``), ``text`` and optional ``time``,
@@ -191,7 +190,7 @@ class AgentMemory:
 
     def pinned(self) -> list[str]:
         """Texts of the pinned memories, oldest first."""
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         return [d.text for d in iter_documents(self.memory, self.namespace, {"pinned": True})]
 
@@ -225,7 +224,7 @@ class AgentMemory:
         into a further bound and removed from the search text. ``kinds`` keeps only memories
         of those ``metadata.kind`` values. Pinned memories are never returned.
         """
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         ref = to_epoch(reference) if reference is not None else self.clock()
         found = parse_time_range(query, ref) if parse_time else None
@@ -259,7 +258,7 @@ class AgentMemory:
 
     def recent(self, n: int = 10, session: Any = None) -> list[Hit]:
         """The ``n`` newest turns (of ``session`` if given), oldest first."""
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         where: dict[str, Any] = {"kind": "turn"}
         if session is not None:

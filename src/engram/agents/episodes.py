@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from engram.agents.records import iter_documents
 from engram.errors import EngramError
 from engram.memory import Memory, check_namespace
+from engram.stored import iter_documents
 from engram.types import Document
 
 STEP = "step"
@@ -120,11 +120,9 @@ class EpisodicMemory:
 
     def _next_t(self, episode: str) -> int:
         if episode not in self._next:
-            exists = self.memory.store.namespace_exists(self.namespace)
+            exists = self.memory.namespace_exists(self.namespace)
             top = (
-                self.memory.store.metadata_max(
-                    self.namespace, "t", {"kind": STEP, "episode": episode}
-                )
+                self.memory.metadata_max(self.namespace, "t", {"kind": STEP, "episode": episode})
                 if exists
                 else None
             )
@@ -182,7 +180,7 @@ class EpisodicMemory:
 
     # -- reads from SQL -------------------------------------------------------------------
     def _rows(self, where: dict[str, Any], limit: int | None = None) -> list[Any]:
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         return list(iter_documents(self.memory, self.namespace, where, limit=limit))
 
@@ -246,7 +244,7 @@ class EpisodicMemory:
         ``action`` keeps only steps that took it; ``where`` filters on step metadata."""
         _text(state, "state")
         g = self.gamma if gamma is None else _check_gamma(gamma)
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         clauses: list[dict[str, Any]] = [{"kind": STEP}]
         if action is not None:
@@ -319,7 +317,7 @@ class EpisodicMemory:
         """Lessons whose text is nearest to ``state``: hits with ``metadata.episode`` and
         ``scores["similarity"]``."""
         _text(state, "state")
-        if not self.memory.store.namespace_exists(self.namespace):
+        if not self.memory.namespace_exists(self.namespace):
             return []
         qv = self.memory.embed_query(state) if query_vector is None else query_vector
         hits = self.memory.search(

@@ -14,10 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engram.agents.records import iter_documents
 from engram.agents.scoring import DEFAULT_HALF_LIFE, heuristic_importance, recency
 from engram.memory import Memory
 from engram.store.filters import parse_where
+from engram.stored import iter_documents
 
 NOT_PINNED = {"$or": [{"pinned": {"$exists": False}}, {"pinned": False}]}
 
@@ -37,7 +37,7 @@ def forget(
         ids = [ids]
     if ids is None and where is None:
         raise ValueError("forget needs document ids or a filter")
-    if not memory.store.namespace_exists(namespace):
+    if not memory.namespace_exists(namespace):
         return 0
     where = parse_where(where)
     if ids is not None:
@@ -48,9 +48,9 @@ def forget(
     targets = list(iter_documents(memory, namespace, where))
     if not targets:
         return 0
-    n = memory.store.delete(
+    n = memory.delete(
+        [d.key for d in targets],
         namespace=namespace,
-        doc_keys=[d.key for d in targets],
         reason=reason or "forgotten on request",
         action=action,
     )
@@ -79,8 +79,7 @@ def purge_indexes(memory: Memory) -> None:
     """Rebuild the derived indexes from the store and purge the store's files (SQLite:
     truncate the write-ahead log; PostgreSQL: ``VACUUM``), so no deleted text or vector
     survives in any index file or log."""
-    memory.reindex()
-    memory.store.purge()
+    memory.purge()
 
 
 def expire(memory: Memory, namespace: str, *, now: float | None = None, purge: bool = True) -> int:
@@ -132,7 +131,7 @@ def decay(
 ) -> int:
     """Forget unpinned memories whose ``recency * importance / 10`` fell below ``threshold``."""
     now = time.time() if now is None else now
-    if not memory.store.namespace_exists(namespace):
+    if not memory.namespace_exists(namespace):
         return 0
     weak: dict[str, float] = {}
     for doc in iter_documents(memory, namespace, NOT_PINNED):

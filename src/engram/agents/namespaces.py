@@ -7,12 +7,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from engram.agents.records import chunk_vectors, iter_documents
-from engram.agents.timeparse import to_epoch
 from engram.errors import EngramError, NamespaceError
 from engram.memory import AddReport, Memory, check_namespace
-from engram.store.base import ChunkRecord
-from engram.types import Chunk, Document
+from engram.stored import iter_documents
+from engram.timeparse import to_epoch
+from engram.types import Document
 
 
 def list_namespaces(memory: Memory) -> list[dict[str, Any]]:
@@ -86,26 +85,11 @@ def copy_namespace(
     check_namespace(target)
     if target == source:
         raise NamespaceError("cannot copy a namespace onto itself")
-    if memory.store.namespace_exists(target) and not merge:
+    if memory.namespace_exists(target) and not merge:
         raise NamespaceError(f"namespace {target!r} exists; pass merge=True to copy into it")
-    model = memory.store.get_setting("embedding_model") or ""
     n = 0
     for doc in iter_documents(memory, source, where):
-        vectors = chunk_vectors(memory, [c.id for c in doc.chunks])
-        records = [
-            ChunkRecord(Chunk(c.text, c.position, c.start, c.end), c.content_hash, vectors[c.id])
-            for c in doc.chunks
-            if c.id in vectors
-        ]
-        memory.store.write_document(
-            target,
-            Document(doc.text, doc.key, doc.source, doc.title, doc.metadata),
-            doc.key,
-            doc.content_hash,
-            records,
-            model,
-            created_at=doc.created_at,
-        )
+        memory.copy_document(doc, target)
         n += 1
     memory.sync()
     return n
@@ -115,13 +99,11 @@ def delete_namespace(memory: Memory, namespace: str, reason: str = "") -> int:
     """Drop ``namespace`` and everything in it; each document leaves an audit record.
     Returns chunks removed."""
     _require(memory, namespace)
-    n = memory.store.drop_namespace(namespace, reason=reason or "namespace deleted")
-    memory.sync()
-    return n
+    return memory.drop_namespace(namespace, reason=reason or "namespace deleted")
 
 
 def _require(memory: Memory, namespace: str) -> None:
     check_namespace(namespace)
-    if not memory.store.namespace_exists(namespace):
+    if not memory.namespace_exists(namespace):
         known = ", ".join(n["name"] for n in memory.namespaces()) or "(none yet)"
         raise NamespaceError(f"unknown namespace {namespace!r}; known: {known}")

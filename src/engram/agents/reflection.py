@@ -7,16 +7,17 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from engram.agents.forgetting import NOT_PINNED
-from engram.agents.records import chunk_vectors, iter_documents
 from engram.agents.scoring import hit_importance
 from engram.answer.grounding import is_no_answer
 from engram.cluster import cluster_hits
 from engram.generate.base import Generator
 from engram.memory import Memory
+from engram.stored import chunk_vectors, iter_documents
 from engram.types import Document, Hit
 
 REFLECTION_PROMPT = (
@@ -65,7 +66,7 @@ def reflect(
     ``sources`` (the chunk ids it was drawn from). A group already reflected on is skipped.
     Returns the new reflections as hits.
     """
-    if not memory.store.namespace_exists(namespace):
+    if not memory.namespace_exists(namespace):
         return []
     not_reflection = {"$or": [{"kind": {"$exists": False}}, {"kind": {"$ne": "reflection"}}]}
     docs = list(
@@ -111,7 +112,7 @@ def reflect(
         text = reflection_text(reply)
         if not text:
             continue
-        meta = {"kind": "reflection", "sources": sources}
+        meta: dict[str, Any] = {"kind": "reflection", "sources": sources}
         meta["importance"] = (
             importance(text) if importance else max(int(hit_importance(h)) for h in cluster.hits)
         )

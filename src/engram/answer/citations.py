@@ -10,8 +10,15 @@ from engram.prompt.builder import Source
 
 MAX_RANGE = 20  # "[n-m]" wider than this is read as the two numbers n and m
 
+# Any bracketed number list, as stripped before scoring an answer's words (evaluate/ uses it).
+CITATION_MARKER = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 _MARKER = re.compile(rf"(?P<space>[ \t]*)\[\s*(?P<body>{NUMBER_LIST})\s*\](?P<trail>[ \t]*)")
 _ITEM = re.compile(r"(\d+)(?:\s*[-–]\s*(\d+))?")
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without citation markers, spaces collapsed."""
+    return " ".join(CITATION_MARKER.sub(" ", text).split())
 
 
 def _numbers(body: str) -> list[int]:

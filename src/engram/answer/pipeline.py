@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engram.answer.extract import Similarity
+from engram.answer.extract import ExtractSettings, Similarity
 from engram.answer.readers import Reader, ReadSettings, choose_reader
 from engram.answer.result import Answer
 from engram.cluster import cluster_hits
-from engram.generate.base import Generator
-from engram.prompt import build_prompt
+from engram.config import Config
+from engram.generate.base import Generator, stop_policy
+from engram.prompt import NO_ANSWER, build_prompt
 from engram.types import Hit
 
 
@@ -22,6 +23,32 @@ class AnswerSettings:
     cluster_threshold: float
     reader: str
     read: ReadSettings
+
+    @classmethod
+    def from_config(cls, config: Config, generator: Generator | None = None) -> AnswerSettings:
+        """Every value from ``config``; the stop sequences, when the config leaves them
+        unset, are the generator's own stop policy (``generate.base.stop_policy``)."""
+        stop = config.answer_stop
+        if stop is None and generator is not None:
+            stop = stop_policy(generator)
+        return cls(
+            budget=config.answer_budget,
+            cluster_threshold=config.cluster_threshold,
+            reader=config.reader,
+            read=ReadSettings(
+                max_tokens=config.answer_max_tokens,
+                stop=stop or None,
+                require_grounding=config.require_grounding,
+                no_answer=NO_ANSWER,
+                extract=ExtractSettings(
+                    sentences=config.extract_sentences,
+                    max_words=config.extract_max_words,
+                    min_confidence=config.extract_min_confidence,
+                    sentence_answers=config.extract_sentence_answers,
+                    similarity_weight=config.extract_similarity_weight,
+                ),
+            ),
+        )
 
 
 def answer_from_hits(

@@ -11,6 +11,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from engram.cluster.labels import label_clusters
+from engram.config import Config
 from engram.index.analyzer import analyze, tokenize
 from engram.types import Hit
 
@@ -103,7 +104,7 @@ def cluster_hits(
     hits: list[Hit],
     vectors: np.ndarray | None = None,
     *,
-    threshold: float = 0.35,
+    threshold: float = Config.cluster_threshold,
     dedup_threshold: float = 0.95,
     max_label_terms: int = 3,
 ) -> list[Cluster]:
@@ -111,7 +112,8 @@ def cluster_hits(
 
     ``vectors`` are embeddings aligned with ``hits`` (default: ``hit.vector``, else TF-IDF of the
     texts). Near-duplicates (cosine >= ``dedup_threshold`` or the same normalised text) are dropped,
-    keeping the higher-scored hit. Clusters are cut at cosine distance ``threshold``.
+    keeping the higher-scored hit. Clusters are cut at cosine distance ``threshold`` (default:
+    ``Config.cluster_threshold``, as for answers).
     """
     if not hits:
         return []

@@ -40,10 +40,10 @@ def load_beir(
             f"{qrels_path} not found; splits here: "
             f"{', '.join(p.stem for p in (folder / 'qrels').glob('*.tsv'))}"
         )
-    with open(qrels_path, encoding="utf-8") as f:
+    with _open(qrels_path) as f:
         for row in csv.DictReader(f, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    queries = {}
+    queries: dict[str, str] = {}
     with _open(_first(folder, "queries.jsonl", "queries.jsonl.gz")) as f:
         for line in f:
             o = json.loads(line)
@@ -108,7 +108,7 @@ def evaluate_beir(
                     totals["recall@100"] += recall_at_k(ranked, rel, 100)
                     totals["mrr@10"] += mrr_at_k(ranked, rel, 10)
                 n = max(1, len(queries))
-                row = {key: round(v / n, 4) for key, v in totals.items()}
+                row: dict[str, Any] = {key: round(v / n, 4) for key, v in totals.items()}
                 row.update(mode=mode, queries=len(queries), dataset=Path(folder).name, split=split)
                 if mem.config.rerank_top:
                     row["rerank_seconds_per_query"] = round(rerank_seconds / n, 3)

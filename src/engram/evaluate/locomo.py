@@ -25,18 +25,19 @@ import re
 import string
 import sys
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engram.agents.records import iter_documents, latest_time
-from engram.agents.timeparse import parse_time_range
+from engram.answer.citations import CITATION_MARKER
 from engram.errors import EngramError
 from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
+from engram.stored import iter_documents, latest_time
+from engram.timeparse import parse_time_range
 from engram.types import Document, Hit
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -276,7 +277,7 @@ def recall_turns(
             query_vector=vector,
         )
     half = (1 - settings.alpha) / 2
-    score: Counter[str] = Counter()
+    score: defaultdict[str, float] = defaultdict(float)
     for part, weight in (
         (_normalised(_by_turn(turn, "keyword"), n), half),
         (_normalised(_by_turn(context, "keyword"), n), half),
@@ -289,9 +290,11 @@ def recall_turns(
         speaker_bonus(score, question, [*turn, *context, *sentence], settings.speaker)
     if settings.session:
         session_share(score, settings.session)
-    smoothed: Counter[str] = Counter()
+    smoothed: defaultdict[str, float] = defaultdict(float)
     for dia, s in score.items():
-        session, number = (int(x) for x in _EVIDENCE.fullmatch(dia).groups())
+        turn_id = _EVIDENCE.fullmatch(dia)
+        assert turn_id is not None  # every key is a turn id ("D<session>:<n>")
+        session, number = (int(x) for x in turn_id.groups())
         smoothed[dia] += s
         smoothed[f"D{session}:{number + 1}"] += settings.prev * s  # I am the next one's prev
         smoothed[f"D{session}:{number - 1}"] += settings.next * s
@@ -321,7 +324,9 @@ def recall_turns(
     return ranked[:k]
 
 
-def speaker_bonus(score: Counter[str], question: str, hits: list[Hit], bonus: float) -> None:
+def speaker_bonus(
+    score: defaultdict[str, float], question: str, hits: list[Hit], bonus: float
+) -> None:
     """Add ``bonus`` to the turns spoken by the one speaker ``question`` names (by first
     name, as a word); nothing when it names none or several."""
     speakers = {h.metadata.get("dia_id"): h.metadata.get("speaker") for h in hits}
@@ -334,7 +339,7 @@ def speaker_bonus(score: Counter[str], question: str, hits: list[Hit], bonus: fl
             score[dia] += bonus
 
 
-def session_share(score: Counter[str], share: float) -> None:
+def session_share(score: defaultdict[str, float], share: float) -> None:
     """Each scored turn gains ``share`` times its session's total score over the best
     session's (a session as one more view: a question's topic spreads over its session)."""
     session = {dia: dia.split(":")[0] for dia in score}  # "D3:7" -> "D3"
@@ -350,7 +355,6 @@ def session_share(score: Counter[str], share: float) -> None:
 
 # -- scoring ---------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
-_CITATION = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 
 
 def _answer_tokens(text: str) -> list[str]:
@@ -409,6 +413,26 @@ def spread_sample(
     return [todo[i] for i in sorted(picked)]
 
 
+def _scored_questions(
+    convs: list[Conversation],
+) -> tuple[list[tuple[Conversation, Question]], int]:
+    """The questions of the scored categories that name evidence, and how many did not."""
+    todo: list[tuple[Conversation, Question]] = []
+    skipped = 0
+    for conv in convs:
+        for q in conv.questions:
+            if q.category in SCORED:
+                if q.evidence:
+                    todo.append((conv, q))
+                else:
+                    skipped += 1
+    return todo, skipped
+
+
+def _mean(part: list[dict[str, Any]], key: str) -> float:
+    return round(sum(r[key] for r in part) / len(part), 4) if part else 0.0
+
+
 def evaluate_locomo(
     path: str | Path,
     *,
@@ -432,16 +456,7 @@ def evaluate_locomo(
     paper's metric; an abstention scores 0) and the share of abstentions are reported.
     Questions without evidence ids are skipped (counted in ``skipped``).
     """
-    convs = load_locomo(path)
-    todo: list[tuple[Conversation, Question]] = []
-    skipped = 0
-    for conv in convs:
-        for q in conv.questions:
-            if q.category in SCORED:
-                if q.evidence:
-                    todo.append((conv, q))
-                else:
-                    skipped += 1
+    todo, skipped = _scored_questions(load_locomo(path))
     if limit is not None:
         todo = spread_sample(todo, limit, seed)
     ks = sorted({5, 10, k})
@@ -463,7 +478,7 @@ def evaluate_locomo(
                 if answer:
                     hits = _turn_hits(mem, conv.namespace, ranked[:k])
                     reply = mem.answer(q.question, hits, reader=reader)
-                    text = "" if reply.no_answer else _CITATION.sub(" ", reply.answer)
+                    text = "" if reply.no_answer else CITATION_MARKER.sub(" ", reply.answer)
                     row["f1"] = token_f1(text, q.answer)
                     row["abstained"] = float(reply.no_answer)
                 rows.append(row)
@@ -473,18 +488,14 @@ def evaluate_locomo(
             if memory is None:
                 mem.close()
     metrics = [f"recall@{n}" for n in ks] + (["f1", "abstained"] if answer else [])
-
-    def mean(part: list[dict[str, Any]], key: str) -> float:
-        return round(sum(r[key] for r in part) / len(part), 4) if part else 0.0
-
-    result: dict[str, Any] = {m: mean(rows, m) for m in metrics}
+    result: dict[str, Any] = {m: _mean(rows, m) for m in metrics}
     result["questions"] = len(rows)
     result["skipped"] = skipped
     result["per_category"] = {
         str(c): {
             "name": CATEGORIES[c],
             "questions": len(part),
-            **{m: mean(part, m) for m in metrics},
+            **{m: _mean(part, m) for m in metrics},
         }
         for c in SCORED
         if (part := [r for r in rows if r["category"] == c])

@@ -15,11 +15,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
+from engram.answer.citations import strip_citations  # re-exported: the one citation regex
 from engram.errors import EngramError
 from engram.types import Document
 
 SHORT_ANSWER = "Reply with the answer only: a short phrase, not a sentence."
-_CITATION = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 
 
 def normalize_answer(text: str) -> str:
@@ -81,10 +81,6 @@ def sample(
         return questions
     picked = sorted(random.Random(seed).sample(range(len(questions)), limit))
     return [questions[i] for i in picked]
-
-
-def strip_citations(text: str) -> str:
-    return " ".join(_CITATION.sub(" ", text).split())
 
 
 def closed_book(

@@ -68,51 +68,9 @@ def cmd_finetune_vs_memory(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_experiment_parser(sub: Any) -> None:
-    """Register ``engram experiment`` and its ``finetune-vs-memory`` command."""
-    from engram.experiment.finetune import ExperimentConfig
-
-    d = ExperimentConfig()
-    e = sub.add_parser("experiment", help="run a reproducible experiment")
-    esub = e.add_subparsers(dest="experiment_command", required=True, metavar="EXPERIMENT")
-    f = esub.add_parser(
-        "finetune-vs-memory",
-        help="LoRA fine-tuning versus memory on SQuAD-format data (needs peft)",
-        description=(
-            "Picks training articles of a SQuAD-format file, holds out questions, LoRA-fine-tunes "
-            "the local model on the passages (variant passages) and on the other questions' "
-            "answers exported from memory as chat (variant qa), then answers the held-out "
-            "questions closed-book and with memory, with the base model and each fine-tune, and "
-            "measures forgetting on untrained articles. Exact match, token F1, training time and "
-            "cost per answer. Torch uses --threads (global option) threads, default "
-            "$ENGRAM_THREADS or 1 (more threads on a busy small machine are slower)."
-        ),
-    )
-    f.add_argument("file", metavar="SQUAD_JSON", help="SQuAD v1.1-format .json or .json.gz")
-    f.add_argument(
-        "--articles", type=int, default=d.articles, help="training articles (default %(default)s)"
-    )
-    f.add_argument(
-        "--passages",
-        type=int,
-        default=d.passages,
-        help="passages per training article (default %(default)s)",
-    )
-    f.add_argument(
-        "--questions",
-        type=int,
-        default=d.questions,
-        help="held-out questions per article (default %(default)s)",
-    )
-    f.add_argument(
-        "--forget-articles",
-        type=int,
-        default=d.forget_articles,
-        help="untrained articles for the forgetting measure (default %(default)s; 0: none)",
-    )
-    f.add_argument(
-        "--forget-questions", type=int, help="their questions asked (default: as many as held out)"
-    )
+def _add_training_options(f: Any, d: Any) -> None:
+    """Training, answering and output options of ``finetune-vs-memory`` (defaults from
+    ``ExperimentConfig`` ``d``)."""
     f.add_argument(
         "--steps",
         type=int,
@@ -162,6 +120,54 @@ def add_experiment_parser(sub: Any) -> None:
         help="write report.json, predictions.jsonl, the adapters, datasets and a plot "
         "(default: print the report only)",
     )
+
+
+def add_experiment_parser(sub: Any) -> None:
+    """Register ``engram experiment`` and its ``finetune-vs-memory`` command."""
+    from engram.experiment.finetune import ExperimentConfig
+
+    d = ExperimentConfig()
+    e = sub.add_parser("experiment", help="run a reproducible experiment")
+    esub = e.add_subparsers(dest="experiment_command", required=True, metavar="EXPERIMENT")
+    f = esub.add_parser(
+        "finetune-vs-memory",
+        help="LoRA fine-tuning versus memory on SQuAD-format data (needs peft)",
+        description=(
+            "Picks training articles of a SQuAD-format file, holds out questions, LoRA-fine-tunes "
+            "the local model on the passages (variant passages) and on the other questions' "
+            "answers exported from memory as chat (variant qa), then answers the held-out "
+            "questions closed-book and with memory, with the base model and each fine-tune, and "
+            "measures forgetting on untrained articles. Exact match, token F1, training time and "
+            "cost per answer. Torch uses --threads (global option) threads, default "
+            "$ENGRAM_THREADS or 1 (more threads on a busy small machine are slower)."
+        ),
+    )
+    f.add_argument("file", metavar="SQUAD_JSON", help="SQuAD v1.1-format .json or .json.gz")
+    f.add_argument(
+        "--articles", type=int, default=d.articles, help="training articles (default %(default)s)"
+    )
+    f.add_argument(
+        "--passages",
+        type=int,
+        default=d.passages,
+        help="passages per training article (default %(default)s)",
+    )
+    f.add_argument(
+        "--questions",
+        type=int,
+        default=d.questions,
+        help="held-out questions per article (default %(default)s)",
+    )
+    f.add_argument(
+        "--forget-articles",
+        type=int,
+        default=d.forget_articles,
+        help="untrained articles for the forgetting measure (default %(default)s; 0: none)",
+    )
+    f.add_argument(
+        "--forget-questions", type=int, help="their questions asked (default: as many as held out)"
+    )
+    _add_training_options(f, d)
     f.add_argument("--json", action="store_true", help="print the report as JSON")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     f.set_defaults(func=cmd_finetune_vs_memory)

@@ -50,6 +50,13 @@ class Generator(Protocol):
         ...
 
 
+def stop_policy(generator: object) -> list[str] | None:
+    """Where ``generator``'s answers stop unless configured: its own ``default_stop``
+    (optional: a generator without one stops by itself)."""
+    stop = getattr(generator, "default_stop", None)
+    return list(stop) if stop else None
+
+
 class BaseGenerator(ABC):
     """Convenience base: implement ``stream`` and ``count_tokens``; ``complete`` joins them."""
 

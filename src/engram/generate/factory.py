@@ -14,7 +14,7 @@ from engram.generate.openai import OpenAIGenerator
 GeneratorFactory = Callable[..., Generator]
 
 GENERATORS: dict[str, GeneratorFactory] = {
-    "local": LocalGenerator,
+    "local": LocalGenerator,  # type: ignore[dict-item]  # a Generator by structure
     "llamacpp": LlamaCppGenerator,
     "openai": OpenAIGenerator,
 }

@@ -47,7 +47,8 @@ class OpenAICompatibleServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         """``http://host:port/v1`` (a wildcard host is reported as 127.0.0.1)."""
-        host, port = self.server_address[:2]
+        address, port = self.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
         return f"http://{host}:{port}/v1"

@@ -133,7 +133,8 @@ class _Renderer:
         by_cluster: dict[int, list[tuple[_Candidate, str]]] = {}
         for cand, text in chosen.values():
             by_cluster.setdefault(cand.cluster, []).append((cand, text))
-        views, sources = [], []
+        views: list[dict[str, Any]] = []
+        sources: list[Source] = []
         for ci in sorted(by_cluster):
             passages = []
             for cand, text in sorted(by_cluster[ci], key=lambda item: item[0].position):

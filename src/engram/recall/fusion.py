@@ -45,3 +45,18 @@ def blend(keyword: Ranking, vector: Ranking, alpha: float = 0.5) -> dict[int, fl
 
 
 FUSIONS = ("blend", "rrf")
+
+
+def fuse(
+    keyword: Ranking, vector: Ranking, *, mode: str, fusion: str, alpha: float, rrf_k: int
+) -> dict[int, float]:
+    """One score per candidate: a single retriever's own, else ``rrf`` or ``blend``."""
+    if mode == "keyword":
+        return dict(keyword)
+    if mode == "vector":
+        return dict(vector)
+    if fusion == "rrf":
+        if alpha in (0.0, 1.0):
+            return dict(keyword if alpha == 0 else vector)
+        return rrf([keyword, vector], k=rrf_k, weights=[1 - alpha, alpha])
+    return blend(keyword, vector, alpha)

@@ -1,6 +1,6 @@
 """The optional recall stages around fusion, each off unless its config setting is set.
 
-``Memory.search`` calls these in order: ``feedback`` (RM3 on the keyword leg, Rocchio on the
+``Recaller.recall`` calls these in order: ``feedback`` (RM3 on the keyword leg, Rocchio on the
 vector leg), ``query_alpha`` (per-query fusion weight), ``documents`` (document pooling and
 whole-document vectors) and, on the final hits, ``rerank`` (the local model as a scorer).
 Every function returns its input unchanged when its setting is off, so the defaults in

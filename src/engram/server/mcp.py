@@ -24,6 +24,7 @@ from engram.server.service import MemoryFactory, MemoryService, turn_document
 from engram.types import Document
 
 T = TypeVar("T")
+Target = Callable[[Context | None, str | None, str], str]  # (ctx, named, scope) -> namespace
 Access = Callable[[Context | None, str | None, str], str]
 """``access(ctx, namespace, scope)``: the namespace a tool call acts on, or ``ToolError``."""
 INSTRUCTIONS = (
@@ -57,6 +58,18 @@ def build_server(
         if access is not None:
             return check_namespace(access(ctx, named, scope))
         return check_namespace(named or namespace)
+
+    _add_remember_and_recall(server, service, target)
+    _add_ask_and_forget(server, service, target)
+    return server, service
+
+
+def _add_remember_and_recall(
+    server: MCPServer,
+    service: MemoryService,
+    target: Callable[[Context | None, str | None, str], str],
+) -> None:
+    """The ``remember`` and ``recall`` tools (``target`` resolves a call's namespace)."""
 
     @server.tool()
     def remember(
@@ -104,6 +117,14 @@ def build_server(
 
         return _call(run)
 
+
+def _add_ask_and_forget(
+    server: MCPServer,
+    service: MemoryService,
+    target: Callable[[Context | None, str | None, str], str],
+) -> None:
+    """The ``ask`` and ``forget`` tools."""
+
     @server.tool()
     def ask(
         question: str,
@@ -140,8 +161,6 @@ def build_server(
             return service.delete(ns, ids=ids, where=where, reason=reason)
 
         return _call(run)
-
-    return server, service
 
 
 def run_stdio(store: str, *, namespace: str = "default", **options: Any) -> None:

@@ -15,11 +15,9 @@ answer; that needs a write key. See docs/integrations.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
@@ -31,15 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engram.errors import EngramError
 from engram.memory import check_namespace
-from engram.server.app import (
-    ApiError,
-    _check_scope,
-    authenticated,
-    engram_error_status,
-    error_body,
-)
+from engram.server.auth import _check_scope, authenticated
+from engram.server.errors import ApiError, engram_error_status, error_body
 from engram.server.keys import ApiKey
 from engram.server.service import MemoryService, check_where, turn_document
+from engram.server.streaming import threaded
 
 log = logging.getLogger(__name__)
 MODEL = "engram"
@@ -133,47 +127,6 @@ def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], **extra: A
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
-class _Cancelled(Exception):
-    pass
-
-
-async def _threaded(work: Callable[[Callable[[str], None]], Any]) -> AsyncIterator[tuple[str, Any]]:
-    """Run ``work(on_token)`` in a thread; yield ``("token", piece)``s, then ``("done", result)``
-    or ``("error", exc)``. A client that leaves stops the work at its next token."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    cancelled = threading.Event()
-
-    def put(item: tuple[str, Any]) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone
-            cancelled.set()
-
-    def on_token(piece: str) -> None:
-        if cancelled.is_set():
-            raise _Cancelled
-        put(("token", piece))
-
-    def run() -> None:
-        try:
-            put(("done", work(on_token)))
-        except _Cancelled:
-            pass
-        except Exception as exc:
-            put(("error", exc))
-
-    threading.Thread(target=run, name="engram-chat", daemon=True).start()
-    try:
-        while True:
-            kind, value = await queue.get()
-            yield kind, value
-            if kind != "token":
-                return
-    finally:
-        cancelled.set()
-
-
 def _completion(cid: str, model: str, out: dict[str, Any], sources: bool) -> dict[str, Any]:
     content, footer = _content(out, sources)
     return {
@@ -198,7 +151,7 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
     yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
-    async for kind, value in _threaded(work):
+    async for kind, value in threaded(work, name="engram-chat"):
         if kind == "token":
             if value:
                 yield _chunk(cid, model, created, {"content": value})

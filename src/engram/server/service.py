@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from engram.errors import EngramError, FilterError, NamespaceError
-from engram.memory import DEFAULT_NAMESPACE, AddReport, Memory, check_namespace, content_hash
+from engram.identity import document_key
+from engram.memory import DEFAULT_NAMESPACE, AddReport, Memory, check_namespace
 from engram.store.filters import compile_where, parse_where, to_timestamp
+from engram.turns import Turn
 from engram.types import Document, Hit
 
 MAX_FILTER_DEPTH = 12
@@ -65,26 +67,12 @@ def turn_document(
     session: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Document:
-    """A conversation turn as a document: metadata speaker/session/kind="turn", dated ``time_``."""
+    """A conversation turn (``engram.turns.Turn``) posted to the server, dated ``time_``
+    (default now); keyed ``turn:<hash>``, so posting it again stores it once."""
     at = to_timestamp(time_) if time_ is not None else time.time()
-    meta: dict[str, Any] = dict(metadata or {})
-    meta.update({"speaker": speaker, "kind": "turn"})
-    if session is not None:
-        meta["session"] = session
-    key = "turn:" + content_hash(session or "", speaker, repr(at), text)[:32]
-    return Document(
-        text=text,
-        id=key,
-        source=f"session:{session}" if session else "conversation",
-        title=speaker,
-        metadata=meta,
-        created_at=at,
-    )
-
-
-def document_key(doc: Document) -> str:
-    """The key ``Memory.add_documents`` stores a document under."""
-    return doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+    if not isinstance(text, str) or not text.strip():
+        return Document(text="", created_at=at)  # counted as empty by ``add``, like any blank
+    return Turn(speaker, text, at, session=session, metadata=dict(metadata or {})).document()
 
 
 class MemoryService:
@@ -115,7 +103,7 @@ class MemoryService:
     # -- namespaces -----------------------------------------------------------------------
     def exists(self, namespace: str) -> bool:
         with self.lock:
-            return self.memory.store.namespace_exists(namespace)
+            return self.memory.namespace_exists(namespace)
 
     def require(self, namespace: str) -> str:
         """A valid namespace that exists (``NotFoundError`` otherwise)."""
@@ -130,27 +118,18 @@ class MemoryService:
 
     def namespace_stats(self, namespace: str) -> dict[str, Any]:
         with self.lock:
-            store = self.memory.store
-            stats = store.namespace_stats(namespace)
-            if stats is None:
-                raise NotFoundError(f"unknown namespace {namespace!r}")
-            return {
-                "namespace": namespace,
-                **stats,
-                "embedding_model": store.get_setting("embedding_model"),
-                "embedding_dim": int(store.get_setting("embedding_dim") or 0) or None,
-            }
+            stats = self.memory.namespace_stats(namespace)
+        if stats is None:
+            raise NotFoundError(f"unknown namespace {namespace!r}")
+        return {"namespace": namespace, **stats}
 
     def drop_namespace(self, namespace: str, reason: str = "") -> int:
         with self.lock:
-            mem = self.memory
-            n = mem.store.drop_namespace(namespace, reason=reason)
-            mem.sync()
-            return n
+            return self.memory.drop_namespace(namespace, reason=reason)
 
     def audit(self, namespace: str, limit: int) -> list[dict[str, Any]]:
         with self.lock:
-            return self.memory.store.audit(namespace, limit=limit)
+            return self.memory.audit(namespace, limit=limit)
 
     # -- documents ------------------------------------------------------------------------
     def add(self, docs: list[Document], namespace: str) -> dict[str, Any]:
@@ -165,7 +144,7 @@ class MemoryService:
 
     def list_documents(self, namespace: str, limit: int, offset: int) -> dict[str, Any]:
         with self.lock:
-            total, docs = self.memory.store.list_documents(namespace, limit, offset)
+            total, docs = self.memory.list_documents(namespace, limit, offset)
         nxt = offset + len(docs)
         return {
             "documents": docs,
@@ -177,7 +156,7 @@ class MemoryService:
 
     def get_document(self, namespace: str, doc_id: str) -> dict[str, Any]:
         with self.lock:
-            doc = self.memory.store.get_document(namespace, doc_id)
+            doc = self.memory.get_document(namespace, doc_id)
         if doc is None:
             raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
         return doc
@@ -200,9 +179,9 @@ class MemoryService:
             )
         with self.lock:
             mem = self.memory
-            n_docs = mem.store.count_documents(namespace, doc_keys=ids or None, where=parsed)
+            n_docs = mem.count_documents(namespace, ids or None, parsed)
             if not n_docs and not missing_ok:
-                raise NotFoundError(f"no document {ids[0]!r} in namespace {namespace!r}")
+                raise NotFoundError(f"no document {(ids or [''])[0]!r} in namespace {namespace!r}")
             chunks = mem.delete(ids or None, where=parsed, namespace=namespace, reason=reason)
         return {"deleted_documents": n_docs, "deleted_chunks": chunks}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from engram.agents.forgetting import forget
-from engram.agents.records import StoredDocument, iter_documents
 from engram.agents.scoring import heuristic_importance, recency
 from engram.server.service import MemoryService
+from engram.stored import StoredDocument, iter_documents
 
 AUDIT_ROWS = 200
 
@@ -83,7 +83,7 @@ def agent_view(
                 for cid in cited
             ]
             reflections.append(row)
-        audit = memory.store.audit(namespace, limit=AUDIT_ROWS)
+        audit = memory.audit(namespace, limit=AUDIT_ROWS)
     return {
         "namespace": namespace,
         "reference": ref,
@@ -101,9 +101,9 @@ def forget_memories(
     """Forget ``ids`` (and reflections citing them) with ``reason``; the new audit rows."""
     with service.lock:
         memory = service.memory
-        before = memory.store.audit(namespace, limit=1)
+        before = memory.audit(namespace, limit=1)
         chunks = forget(memory, namespace, ids, reason=reason)
-        rows = memory.store.audit(namespace, limit=AUDIT_ROWS)
+        rows = memory.audit(namespace, limit=AUDIT_ROWS)
     last = before[0] if before else None
     new = []
     for row in rows:

@@ -30,7 +30,7 @@ Locate = Callable[[int], int]  # 0-based offset in the checked text -> 1-based u
 
 def _children(node: ast.Node) -> list[ast.Node]:
     out: list[ast.Node] = []
-    for name in node.__slots__:
+    for name in getattr(node, "__slots__", ()):
         value = getattr(node, name, None)
         if isinstance(value, ast.Node):
             out.append(value)
@@ -46,8 +46,10 @@ def _where(node: ast.Node, locate: Locate) -> int | None:
 
 def _check_with(node: ast.SelectStmt, scope: frozenset[str], locate: Locate) -> frozenset[str]:
     clause = node.withClause
-    names = [cte.ctename for cte in clause.ctes]
-    for i, cte in enumerate(clause.ctes):
+    assert clause is not None  # called for statements with a WITH clause only
+    ctes = list(clause.ctes or ())
+    names = [cte.ctename for cte in ctes]
+    for i, cte in enumerate(ctes):
         if not isinstance(cte.ctequery, ast.SelectStmt):
             raise SqlError(
                 "engram sql is read-only: a WITH query that writes is refused", _where(cte, locate)
@@ -79,7 +81,7 @@ def _walk(node: ast.Node, scope: frozenset[str], locate: Locate) -> None:
                 _where(node, locate),
             )
     elif isinstance(node, ast.FuncCall):
-        names = [getattr(n, "sval", "") for n in node.funcname]
+        names = [getattr(n, "sval", "") for n in node.funcname or ()]
         if len(names) > 1 or BLOCKED.match(names[-1].lower()):
             raise SqlError(
                 f"function {'.'.join(names)}() is not available in engram sql",

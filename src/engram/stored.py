@@ -1,18 +1,19 @@
-"""Whole documents of a namespace read back from the store (text, metadata, times, chunks).
+"""Whole documents as stored (text, metadata, times, chunks), read back through the
+``Memory`` facade, so agents, export and evaluation work on SQLite and PostgreSQL alike.
 
-Read through the store's own methods, so agents work on SQLite and PostgreSQL alike.
+A neutral module: agents, ``export`` and ``evaluate.locomo`` import it; it imports none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engram.memory import Memory
-from engram.store.filters import parse_where
+if TYPE_CHECKING:
+    from engram.memory import Memory
 
 
 @dataclass
@@ -55,6 +56,20 @@ class StoredDocument:
             end = c.end if end is None else max(end, c.end)
         return "".join(out)
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredDocument:
+        """From a row of the store's ``select_documents``."""
+        return cls(
+            row["id"],
+            row["source"],
+            row["title"],
+            row["metadata"],
+            row["created_at"],
+            row["updated_at"],
+            row["content_hash"],
+            [StoredChunk(*c) for c in row["chunks"]],
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.key,
@@ -76,34 +91,21 @@ def iter_documents(
     limit: int | None = None,
 ) -> Iterator[StoredDocument]:
     """Documents of ``namespace`` matching ``where``, oldest first by ``created_at``."""
-    for row in memory.store.select_documents(
-        namespace, parse_where(where), newest_first=newest_first, limit=limit
-    ):
-        yield StoredDocument(
-            row["id"],
-            row["source"],
-            row["title"],
-            row["metadata"],
-            row["created_at"],
-            row["updated_at"],
-            row["content_hash"],
-            [StoredChunk(*c) for c in row["chunks"]],
-        )
+    yield from memory.documents(namespace, where, newest_first=newest_first, limit=limit)
 
 
 def chunk_vectors(memory: Memory, chunk_ids: list[int]) -> dict[int, np.ndarray]:
     """Stored vectors of these chunks."""
-    ids, mat = memory.store.chunk_vectors(chunk_ids)
-    return {int(i): mat[n] for n, i in enumerate(ids)}
+    return memory.chunk_vectors(chunk_ids)
 
 
 def latest_time(memory: Memory, namespace: str) -> float | None:
     """``created_at`` of the newest memory in ``namespace`` (None when it is empty)."""
-    rows = memory.store.select_documents(namespace, newest_first=True, limit=1)
-    return rows[0]["created_at"] if rows else None
+    docs = memory.documents(namespace, newest_first=True, limit=1)
+    return docs[0].created_at if docs else None
 
 
 def max_turn(memory: Memory, namespace: str) -> int | None:
     """The highest ``metadata.turn`` of the conversation turns in ``namespace``."""
-    value = memory.store.metadata_max(namespace, "turn", {"kind": "turn"})
+    value = memory.metadata_max(namespace, "turn", {"kind": "turn"})
     return None if value is None else int(value)

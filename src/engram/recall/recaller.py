@@ -1,0 +1,157 @@
+"""The recall pipeline: query -> embedding (once) -> retrievers -> fusion -> re-read rows ->
+explained hits; for answers, the similarity floor on top.
+
+``Memory.search`` and the answer path (``Memory.recall_evidence`` / ``Memory.ask``) both run
+through ``Recaller``; the retrievers are reached only through ``memory.retrieval``'s
+``scope`` / ``keyword`` / ``vector`` / ``vectors_for``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from engram.errors import EmbeddingMismatchError
+from engram.index.local import EMPTY
+from engram.recall import refine
+from engram.recall.explain import Explainer
+from engram.recall.floor import apply_floor
+from engram.recall.fusion import fuse
+from engram.recall.settings import EvidenceFloor, RecallSettings
+from engram.types import Hit
+from engram.validate import check_query
+
+
+class Retrievers(Protocol):
+    """What recall needs of a retrieval backend (local derived indexes or PostgreSQL)."""
+
+    def keyword(self, query: str, n: int, scope: Any) -> list[tuple[int, float]]: ...
+
+    def vector(self, vector: np.ndarray, n: int, scope: Any) -> list[tuple[int, float]]: ...
+
+    def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]: ...
+
+
+Rows = Callable[[Sequence[int]], dict[int, dict[str, Any]]]
+
+
+class Recaller:
+    """Runs one recall against ``retrieval``.
+
+    Args:
+        retrieval: the retrievers (``memory.retrieval``).
+        rows: reads stored rows of chunk ids (``store.hit_rows``); a chunk deleted after an
+            index saw it is missing there and so never returned.
+        embed: embeds one query (checking the store's embedder).
+        dim: the store's vector dimension (a given query vector must match it).
+        scope: ``(namespace, where) -> scope`` of the backend (names checked, indexes synced).
+        stages: the memory whose config turns on the optional stages around fusion
+            (``recall/refine.py``: feedback, per-query alpha, documents, rerank); ``None``
+            runs plain fusion.
+    """
+
+    def __init__(
+        self,
+        retrieval: Retrievers,
+        *,
+        rows: Rows,
+        embed: Callable[[str], np.ndarray],
+        dim: Callable[[], int],
+        scope: Callable[[Any, Any], Any],
+        stages: Any = None,
+    ):
+        self.retrieval = retrieval
+        self._rows, self._embed, self._dim, self._scope = rows, embed, dim, scope
+        self.stages = stages
+
+    def recall(
+        self,
+        query: str,
+        settings: RecallSettings,
+        namespace: Any = None,
+        where: Any = None,
+        *,
+        query_vector: np.ndarray | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """The best ``settings.k`` hits for ``query``, each with its scores explained in
+        ``hit.scores``. ``query_vector`` replaces embedding the query."""
+        if not (settings.mode == "vector" and query_vector is not None):  # a vector needs no words
+            check_query(query)
+        scope = self._scope(namespace, where)
+        if scope is EMPTY:
+            return []
+        n = settings.candidates
+        kw = self.retrieval.keyword(query, n, scope) if settings.uses_keywords else []
+        vec: list[tuple[int, float]] = []
+        if settings.uses_vectors:
+            query_vector = self._query_vector(query, query_vector)
+            vec = self.retrieval.vector(query_vector, n, scope)
+        alpha = settings.alpha
+        if self.stages is not None:
+            kw, vec = refine.feedback(self.stages, query, query_vector, kw, vec, n, scope)
+            if settings.mode == "hybrid":
+                alpha = refine.query_alpha(self.stages.config, kw, vec, alpha)
+        fused = fuse(
+            kw, vec, mode=settings.mode, fusion=settings.fusion, alpha=alpha, rrf_k=settings.rrf_k
+        )
+        if self.stages is not None:
+            fused = refine.documents(self.stages, fused, query_vector, scope)
+        ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+        hits = self._read(ranked, settings.k, Explainer(kw, vec))
+        if self.stages is not None:
+            hits = refine.rerank(self.stages, query, hits)
+        if with_vectors and hits:
+            vectors = self.retrieval.vectors_for([h.id for h in hits])
+            for h in hits:
+                h.vector = vectors.get(h.id)
+        return hits
+
+    def evidence(
+        self,
+        question: str,
+        settings: RecallSettings,
+        floor: EvidenceFloor,
+        namespace: Any = None,
+        where: Any = None,
+    ) -> list[Hit]:
+        """Hits for answering ``question``: recalled with the question embedded once (that
+        vector also scores each hit's similarity), then cut at the evidence ``floor``."""
+        vector = self._embed(question)
+        hits = self.recall(
+            question,
+            settings,
+            namespace,
+            where,
+            query_vector=vector if settings.uses_vectors else None,
+            with_vectors=True,
+        )
+        return apply_floor(question, hits, vector, floor)
+
+    def _query_vector(self, query: str, given: np.ndarray | None) -> np.ndarray:
+        if given is None:
+            return self._embed(query)
+        dim = self._dim()
+        if np.shape(given) != (dim,):
+            raise EmbeddingMismatchError(
+                f"query_vector has shape {np.shape(given)}, the store holds {dim}-dim vectors"
+            )
+        return given
+
+    def _read(self, ranked: list[tuple[int, float]], k: int, explain: Explainer) -> list[Hit]:
+        """Stored rows of the best ``k``; more are read only when some of those were deleted
+        meanwhile."""
+        hits: list[Hit] = []
+        for start in range(0, len(ranked), k):
+            part = ranked[start : start + k]
+            rows = self._rows([cid for cid, _ in part])
+            for cid, score in part:
+                row = rows.get(cid)
+                if row is None:
+                    continue
+                hits.append(Hit(id=cid, score=score, scores=explain.scores(cid, score), **row))
+                if len(hits) == k:
+                    return hits
+        return hits

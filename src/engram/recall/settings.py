@@ -1,0 +1,78 @@
+"""Typed recall settings: how many hits, which retrievers, how they are fused, and the
+evidence floor of the answer path. Built from ``Config``; every default lives there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engram.config import Config
+from engram.errors import EngramError
+from engram.recall.fusion import FUSIONS
+
+MODES = ("hybrid", "keyword", "vector")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise EngramError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class RecallSettings:
+    """One recall: ``k`` hits by ``mode``; hybrid fuses ``candidates`` per retriever with
+    ``fusion`` (``blend`` weighted by ``alpha``, or ``rrf`` with constant ``rrf_k``)."""
+
+    k: int
+    mode: str
+    fusion: str
+    alpha: float
+    rrf_k: int
+    candidates: int
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        k: int,
+        mode: str | None = None,
+        fusion: str | None = None,
+        alpha: float | None = None,
+        candidates: int | None = None,
+    ) -> RecallSettings:
+        """The config's settings with these overrides, checked (a clear error for each)."""
+        mode = check_mode(mode or config.mode)
+        fusion = fusion or config.fusion
+        if fusion not in FUSIONS:
+            raise EngramError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        alpha = config.alpha if alpha is None else alpha
+        if not 0.0 <= alpha <= 1.0:
+            raise EngramError(f"alpha must be between 0 and 1, got {alpha}")
+        if not isinstance(k, int) or k < 1:
+            raise EngramError(f"k must be a positive integer, got {k!r}")
+        # Single-retriever modes fuse nothing, so k candidates are enough.
+        pool = max(k, candidates or (config.candidates if mode == "hybrid" else k))
+        return cls(k, mode, fusion, alpha, config.rrf_k, pool)
+
+    @property
+    def uses_keywords(self) -> bool:
+        return self.mode in ("hybrid", "keyword")
+
+    @property
+    def uses_vectors(self) -> bool:
+        return self.mode in ("hybrid", "vector")
+
+
+@dataclass(frozen=True)
+class EvidenceFloor:
+    """When a recalled hit counts as evidence for an answer: its cosine to the question
+    reaches ``min_similarity``, or it holds ``min_term_coverage`` of the question's terms."""
+
+    min_similarity: float
+    min_term_coverage: float
+    language: str
+
+    @classmethod
+    def from_config(cls, config: Config) -> EvidenceFloor:
+        return cls(config.min_similarity, config.min_term_coverage, config.language)
