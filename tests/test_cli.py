@@ -99,7 +99,7 @@ def test_eval_beir_json(tmp_path, store, capsys):
 
 
 def test_optimize_builds_the_inverted_lists_now(tmp_path, store, capsys):
-    from engram.index.local import LocalIndexes
+    from engram.retrieval.local import LocalRetrieval
 
     notes = tmp_path / "n.jsonl"
     notes.write_text(
@@ -113,5 +113,7 @@ def test_optimize_builds_the_inverted_lists_now(tmp_path, store, capsys):
     from engram.memory import Memory
 
     with Memory(store) as mem:  # the lists were saved: a fresh open maps them
-        assert isinstance(mem.retrieval, LocalIndexes) and len(mem.retrieval.vector_index.ivf) == 5
+        assert (
+            isinstance(mem.retrieval, LocalRetrieval) and len(mem.retrieval.vector_index.ivf) == 5
+        )
         assert mem.search("herons", 3)

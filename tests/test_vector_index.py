@@ -174,7 +174,7 @@ def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
     docs = [Document(text=f"doc {i}", id=str(i), metadata={"t": f"v{i % 3}"}) for i in range(300)]
     with Memory(tmp_path / "m.db", embedder=PrecomputedEmbedder(32, "p")) as mem:
         mem.import_vectors(docs, x)
-        scope = mem.retrieval.scope(None, {"t": "v1"})
+        scope = mem.retrieval.scope(None, {"t": "v1"}).resolved
         sql = mem.store.allowed_ids(None, {"t": "v1"})
         assert np.array_equal(scope, sql) and len(scope) == 100
         assert "t" in mem.retrieval.postings.lists  # answered from the posting lists
@@ -183,14 +183,15 @@ def test_equality_filters_use_posting_lists_that_follow_the_changelog(tmp_path):
         mem.import_vectors([Document(text="doc 3", id="3", metadata={"t": "v1"})], x[3:4])
         for value in ("v0", "v1", "v2"):
             assert np.array_equal(
-                mem.retrieval.scope(None, {"t": value}), mem.store.allowed_ids(None, {"t": value})
+                mem.retrieval.scope(None, {"t": value}).resolved,
+                mem.store.allowed_ids(None, {"t": value}),
             )
-        assert len(mem.retrieval.scope(None, {"t": "v1"})) == 100  # -1 deleted, +1 moved
+        assert len(mem.retrieval.scope(None, {"t": "v1"}).resolved) == 100  # -1 deleted, +1 moved
         # built-in fields are document columns, not metadata: SQL as before
         assert mem.retrieval.postings.lookup({"doc_id": "7"}) is None
-        assert len(mem.retrieval.scope(None, {"doc_id": "7"})) == 1
+        assert len(mem.retrieval.scope(None, {"doc_id": "7"}).resolved) == 1
         # an operator filter goes through SQL as before
-        assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}})) == 199
+        assert len(mem.retrieval.scope(None, {"t": {"$in": ["v0", "v2"]}}).resolved) == 199
 
 
 def test_keyword_segments_are_mapped_and_the_older_single_file_format_still_loads(tmp_path):

@@ -16,11 +16,12 @@ from engram.embed.binding import bind_embedder, recorded_embedder, resolve_embed
 from engram.errors import EngramError, NamespaceError
 from engram.identity import content_hash, document_identity, document_key
 from engram.index.keyword import KeywordIndex
-from engram.index.local import open_retrieval
 from engram.index.vector import FlatVectorIndex
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
 from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
+from engram.retrieval import Retrieval, open_retrieval
+from engram.retrieval.local import LocalRetrieval
 from engram.store import open_store
 from engram.store.base import ChunkRecord
 from engram.store.filters import parse_where
@@ -52,6 +53,7 @@ class Memory:
     ``path`` is a SQLite file (created if missing unless ``create=False``; derived index files
     live in ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
     With ``create=False`` a location holding no store raises ``StoreNotFoundError``.
+    ``retrieval`` is a retrieval backend URL (``engram.retrieval``; None: the store's own).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Memory:
         generator: str | Generator | None = None,
         config: Config | None = None,
         create: bool = True,
+        retrieval: str | None = None,
         **options: Any,
     ):
         self.config = (config or Config()).replace(**options) if options else (config or Config())
@@ -82,7 +85,11 @@ class Memory:
         self._query_vectors: dict[tuple[int, str], np.ndarray] = {}
         self._query_lock = threading.Lock()
         self.last_rerank_seconds = 0.0  # time the last search spent reranking (rerank_top)
-        self.retrieval = open_retrieval(self.store, self.config)
+        try:
+            self.retrieval: Retrieval = open_retrieval(self.store, self.config, retrieval)
+        except BaseException:
+            self.store.close()
+            raise
         self.recaller = Recaller(
             self.retrieval,
             rows=self.store.hit_rows,
@@ -96,13 +103,15 @@ class Memory:
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def keyword(self) -> KeywordIndex | None:
-        """The keyword index file (embedded backend; None on a server database)."""
-        return getattr(self.retrieval, "keyword_index", None)
+        """The keyword index file (``local`` retrieval; None for other backends)."""
+        local = self.retrieval if isinstance(self.retrieval, LocalRetrieval) else None
+        return local.keyword_index if local else None
 
     @property
     def vector(self) -> FlatVectorIndex | None:
-        """The vector index file (embedded backend; None on a server database)."""
-        return getattr(self.retrieval, "vector_index", None)
+        """The vector index file (``local`` retrieval; None for other backends)."""
+        local = self.retrieval if isinstance(self.retrieval, LocalRetrieval) else None
+        return local.vector_index if local else None
 
     def __enter__(self) -> Memory:
         return self
@@ -114,6 +123,8 @@ class Memory:
         """Save the indexes and close the store."""
         with suppress(Exception):
             self.save()
+        with suppress(Exception):
+            self.retrieval.close()
         self.store.close()
 
     def save(self) -> None:

@@ -9,30 +9,19 @@ through ``Recaller``; the retrievers are reached only through ``memory.retrieval
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from engram.errors import EmbeddingMismatchError
-from engram.index.local import EMPTY
 from engram.recall import refine
 from engram.recall.explain import Explainer
 from engram.recall.floor import apply_floor
 from engram.recall.fusion import fuse
 from engram.recall.settings import EvidenceFloor, RecallSettings
+from engram.retrieval.base import Retrieval, Scope
 from engram.types import Hit
 from engram.validate import check_query
-
-
-class Retrievers(Protocol):
-    """What recall needs of a retrieval backend (local derived indexes or PostgreSQL)."""
-
-    def keyword(self, query: str, n: int, scope: Any) -> list[tuple[int, float]]: ...
-
-    def vector(self, vector: np.ndarray, n: int, scope: Any) -> list[tuple[int, float]]: ...
-
-    def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]: ...
-
 
 Rows = Callable[[Sequence[int]], dict[int, dict[str, Any]]]
 
@@ -54,12 +43,12 @@ class Recaller:
 
     def __init__(
         self,
-        retrieval: Retrievers,
+        retrieval: Retrieval,
         *,
         rows: Rows,
         embed: Callable[[str], np.ndarray],
         dim: Callable[[], int],
-        scope: Callable[[Any, Any], Any],
+        scope: Callable[[Any, Any], Scope],
         stages: Any = None,
     ):
         self.retrieval = retrieval
@@ -81,7 +70,7 @@ class Recaller:
         if not (settings.mode == "vector" and query_vector is not None):  # a vector needs no words
             check_query(query)
         scope = self._scope(namespace, where)
-        if scope is EMPTY:
+        if scope.empty:
             return []
         n = settings.candidates
         kw = self.retrieval.keyword(query, n, scope) if settings.uses_keywords else []

@@ -82,8 +82,9 @@ def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Any) -> dict[in
     out: dict[int, Any] = {}
     for namespace, keys in by_namespace.items():
         ids = memory.store.allowed_ids([namespace], {"doc_id": {"$in": sorted(keys)}})
-        if scope is not None:
-            ids = np.intersect1d(ids, scope)
+        allowed = getattr(scope, "resolved", None)  # local backend: the allowed chunk ids
+        if isinstance(allowed, np.ndarray):
+            ids = np.intersect1d(ids, allowed)
         rows = memory.store.hit_rows([int(i) for i in ids])
         out.update({cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()})
     return out
