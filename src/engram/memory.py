@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from engram.config import Config
 from engram.embed import Embedder, create_embedder
 from engram.embed.binding import bind_embedder, recorded_embedder, resolve_embedder
+from engram.embed.queries import QueryVectors
 from engram.errors import EngramError, NamespaceError
 from engram.identity import content_hash, document_identity, document_key
 from engram.index.keyword import KeywordIndex
@@ -44,7 +44,6 @@ __all__ = [  # the names other modules import from here (kept where they moved f
     "document_key",
     "has_words",
 ]
-QUERY_CACHE = 32  # query vectors kept, so one question is embedded once per ask
 
 
 class Memory:
@@ -82,8 +81,7 @@ class Memory:
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
-        self._query_vectors: dict[tuple[int, str], np.ndarray] = {}
-        self._query_lock = threading.Lock()
+        self._queries = QueryVectors()
         self.last_rerank_seconds = 0.0  # time the last search spent reranking (rerank_top)
         try:
             self.retrieval: Retrieval = open_retrieval(self.store, self.config, retrieval)
@@ -415,18 +413,7 @@ class Memory:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector; the last few are kept, so recall and reading embed it once."""
-        emb = self._check_embedder()
-        key = (id(emb), query)
-        with self._query_lock:
-            cached = self._query_vectors.get(key)
-        if cached is not None:
-            return cached
-        vector = emb.embed([query])[0]
-        with self._query_lock:
-            self._query_vectors[key] = vector
-            while len(self._query_vectors) > QUERY_CACHE:
-                self._query_vectors.pop(next(iter(self._query_vectors)))
-        return vector
+        return self._queries.get(self._check_embedder(), query)
 
     def similarities(self, query: str, texts: list[str]) -> list[float]:
         """The embedding cosine of each of ``texts`` to ``query``."""

@@ -134,7 +134,8 @@ def add_eval_parsers(sub: Any) -> Any:
         "--recall",
         action="append",
         metavar="KEY=VALUE",
-        help="a recall setting of engram.config.Config, e.g. doc_pool_decay=0 (repeatable)",
+        help="a recall setting of engram.config.Config, e.g. doc_pool_decay=0 (repeatable; "
+        "default: the config's)",
     )
     b.add_argument(
         "--keep-store", metavar="PATH", help="index into PATH and keep it (default: a temp file)"
@@ -162,7 +163,8 @@ def add_eval_parsers(sub: Any) -> Any:
     qa.add_argument(
         "--details",
         metavar="FILE",
-        help="also write one JSON line per question and mode (answer, guess, confidence, f1)",
+        help="also write one JSON line per question and mode (answer, guess, confidence, f1; "
+        "default: none)",
     )
     qa.add_argument("--json", action="store_true", help="print JSON")
     qa.set_defaults(func=cmd_eval_qa)

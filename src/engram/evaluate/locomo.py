@@ -290,14 +290,7 @@ def recall_turns(
         speaker_bonus(score, question, [*turn, *context, *sentence], settings.speaker)
     if settings.session:
         session_share(score, settings.session)
-    smoothed: defaultdict[str, float] = defaultdict(float)
-    for dia, s in score.items():
-        turn_id = _EVIDENCE.fullmatch(dia)
-        assert turn_id is not None  # every key is a turn id ("D<session>:<n>")
-        session, number = (int(x) for x in turn_id.groups())
-        smoothed[dia] += s
-        smoothed[f"D{session}:{number + 1}"] += settings.prev * s  # I am the next one's prev
-        smoothed[f"D{session}:{number - 1}"] += settings.next * s
+    smoothed = _smoothed(score, settings)
     # Only turns that exist rank (a smoothed neighbour may lie past a session's end).
     times = {
         d.key: d.created_at
@@ -322,6 +315,19 @@ def recall_turns(
         ranked.append((dia, s))
     ranked.sort(key=lambda x: (-x[1], x[0]))
     return ranked[:k]
+
+
+def _smoothed(score: dict[str, float], settings: Settings) -> defaultdict[str, float]:
+    """Each turn's score, plus its neighbours' shares (``settings.prev`` / ``next``)."""
+    smoothed: defaultdict[str, float] = defaultdict(float)
+    for dia, s in score.items():
+        turn_id = _EVIDENCE.fullmatch(dia)
+        assert turn_id is not None  # every key is a turn id ("D<session>:<n>")
+        session, number = (int(x) for x in turn_id.groups())
+        smoothed[dia] += s
+        smoothed[f"D{session}:{number + 1}"] += settings.prev * s  # I am the next one's prev
+        smoothed[f"D{session}:{number - 1}"] += settings.next * s
+    return smoothed
 
 
 def speaker_bonus(
