@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
 
@@ -143,3 +144,21 @@ def parse_pairs(pairs: list[str] | None, option: str, form: str = "KEY=VALUE") -
         except ValueError:
             out[key] = value
     return out
+
+
+@contextmanager
+def retrieval_environment(url: str | None) -> Iterator[None]:
+    """``--retrieval URL`` for one command: ``ENGRAM_RETRIEVAL`` while it runs, so every
+    ``Memory`` the command opens (the server's, an evaluation's, an agent's) searches there."""
+    if not url:
+        yield
+        return
+    before = os.environ.get("ENGRAM_RETRIEVAL")
+    os.environ["ENGRAM_RETRIEVAL"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ENGRAM_RETRIEVAL", None)
+        else:
+            os.environ["ENGRAM_RETRIEVAL"] = before

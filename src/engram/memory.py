@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -138,6 +139,7 @@ class Memory:
         generator: str | Generator | None = None,
         config: Config | None = None,
         create: bool = True,
+        retrieval: str | None = None,
         **options: Any,
     ):
         self.config = (config or Config()).replace(**options) if options else (config or Config())
@@ -155,7 +157,14 @@ class Memory:
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
-        self.retrieval = open_retrieval(self.store, self.config)
+        retrieval = retrieval or os.environ.get("ENGRAM_RETRIEVAL") or None
+        if retrieval and retrieval.strip().lower() == "local":
+            retrieval = None
+        try:
+            self.retrieval = open_retrieval(self.store, self.config, retrieval)
+        except BaseException:
+            self.store.close()
+            raise
         self.sync()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -602,7 +611,7 @@ class Memory:
         where = parse_where(where)
         self.sync()
         scope = self.retrieval.scope(namespaces, where)
-        if scope is EMPTY:
+        if scope is EMPTY or getattr(scope, "empty", False):
             return []
         # Single-retriever modes fuse nothing, so k candidates are enough.
         n = max(k, candidates or (self.config.candidates if mode == "hybrid" else k))

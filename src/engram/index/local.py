@@ -199,7 +199,11 @@ class LocalIndexes:
         return counts
 
 
-def open_retrieval(store: Any, config: Config) -> Any:
+def open_retrieval(store: Any, config: Config, url: str | None = None) -> Any:
     """The retrieval object for a store: its own (server backends) or local index files."""
+    if url and url.split(":", 1)[0].lower() in ("milvus", "milvus-lite", "milvus+https"):
+        from engram.retrieval.milvus import MilvusRetrieval
+
+        return MilvusRetrieval(store, config, url)
     own = getattr(store, "retrieval", None)
     return own(config) if callable(own) else LocalIndexes(store, config)
