@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from engram.config import Config
+from engram.retrieval import default_retrieval
 from engram.store import open_store
+from engram.store.base import Store
 
 
 @dataclass
@@ -31,28 +33,15 @@ class Finding:
         return f"{self.part}: {state}" + (f" ({self.detail})" if self.detail else "")
 
 
-def _rows(store: Any, sql: str) -> list[tuple]:
-    if hasattr(store, "_all"):
-        return store._all(sql)
-    with store.lock:
-        return store.conn.execute(sql).fetchall()
-
-
-def live_by_changelog(store: Any, upto: int | None = None) -> np.ndarray:
+def live_by_changelog(store: Store, upto: int | None = None) -> np.ndarray:
     """Sorted chunk ids the changelog says exist (added, not deleted), up to change ``upto``."""
-    cond = f"WHERE seq <= {int(upto)} " if upto is not None else ""
-    rows = _rows(
-        store,
-        f"SELECT chunk_id FROM changes {cond}GROUP BY chunk_id "
-        "HAVING sum(CASE WHEN op = 'add' THEN 1 ELSE -1 END) > 0",
-    )
-    return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+    return store.live_chunk_ids(upto)
 
 
-def check_sql(store: Any) -> list[Finding]:
+def check_sql(store: Store) -> list[Finding]:
     """The database's own integrity check, then the changelog against the chunk rows."""
     found = [Finding("sql store", *_verdict(store.integrity_check()))]
-    chunks = np.array(sorted(r[0] for r in _rows(store, "SELECT id FROM chunks")), np.int64)
+    chunks = store.chunk_ids()
     logged = live_by_changelog(store)
     missing = np.setdiff1d(chunks, logged)  # rows no index would ever see
     ghosts = np.setdiff1d(logged, chunks)  # logged as present, yet gone
@@ -61,11 +50,7 @@ def check_sql(store: Any) -> list[Finding]:
         problems.append(f"{len(missing)} chunks without an add in the changelog")
     if len(ghosts):
         problems.append(f"{len(ghosts)} chunks the changelog lists are missing")
-    no_vec = _rows(
-        store,
-        "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
-        "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)",
-    )[0][0]
+    no_vec = store.chunks_without_vector()
     if no_vec:
         problems.append(f"{no_vec} chunks without a vector")
     detail = "; ".join(problems) or f"{len(chunks)} chunks, {store.max_seq()} changes"
@@ -83,7 +68,7 @@ def _live_ids(index: Any) -> np.ndarray:
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
-def _index_problems(store: Any, index: Any) -> list[str]:
+def _index_problems(store: Store, index: Any) -> list[str]:
     """Checksums, then the rows the index holds against the changelog at its position, and for
     the vector index every vector against the store's."""
     problems = index.verify()
@@ -106,12 +91,12 @@ def _index_problems(store: Any, index: Any) -> list[str]:
     return []
 
 
-def check_indexes(store: Any, config: Config, repair: bool) -> list[Finding]:
-    from engram.index.local import LocalIndexes
+def check_indexes(store: Store, config: Config, repair: bool) -> list[Finding]:
+    from engram.retrieval.local import LocalRetrieval
 
-    if getattr(store, "retrieval", None) is not None:
+    if default_retrieval(store) != "local":
         return [Finding("indexes", True, "kept inside the database")]
-    retrieval = LocalIndexes(store, config, load=False)  # check the files as they are
+    retrieval = LocalRetrieval(store, config, load=False)  # check the files as they are
     found = []
     for index in retrieval.indexes:
         problems = _index_problems(store, index)

@@ -27,9 +27,10 @@ from engram.errors import (
 )
 from engram.index.analyzer import analyze
 from engram.index.keyword import KeywordIndex
-from engram.index.local import EMPTY, open_retrieval
 from engram.index.vector import FlatVectorIndex
 from engram.recall.fusion import FUSIONS, blend, rrf
+from engram.retrieval import Retrieval, open_retrieval
+from engram.retrieval.local import LocalRetrieval
 from engram.store import open_store
 from engram.store.base import ChunkRecord
 from engram.store.filters import parse_where
@@ -129,6 +130,7 @@ class Memory:
     ``path`` is a SQLite file (created if missing unless ``create=False``; derived index files
     live in ``<path>.index/``) or a ``postgresql://`` URL (retrieval runs inside the database).
     With ``create=False`` a location holding no store raises ``StoreNotFoundError``.
+    ``retrieval`` is a retrieval backend URL (``engram.retrieval``; None: the store's own).
     """
 
     def __init__(
@@ -157,11 +159,13 @@ class Memory:
         self._embedder: Embedder | None = None
         self._generator_spec = generator if generator is not None else self.config.generator
         self._generator: Generator | None = None
+        # $ENGRAM_RETRIEVAL when none is named; "local" is the store's own default (index
+        # files beside a SQLite store, search inside the database for PostgreSQL)
         retrieval = retrieval or os.environ.get("ENGRAM_RETRIEVAL") or None
         if retrieval and retrieval.strip().lower() == "local":
             retrieval = None
         try:
-            self.retrieval = open_retrieval(self.store, self.config, retrieval)
+            self.retrieval: Retrieval = open_retrieval(self.store, self.config, retrieval)
         except BaseException:
             self.store.close()
             raise
@@ -170,13 +174,15 @@ class Memory:
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def keyword(self) -> KeywordIndex | None:
-        """The keyword index file (embedded backend; None on a server database)."""
-        return getattr(self.retrieval, "keyword_index", None)
+        """The keyword index file (``local`` retrieval; None for other backends)."""
+        local = self.retrieval if isinstance(self.retrieval, LocalRetrieval) else None
+        return local.keyword_index if local else None
 
     @property
     def vector(self) -> FlatVectorIndex | None:
-        """The vector index file (embedded backend; None on a server database)."""
-        return getattr(self.retrieval, "vector_index", None)
+        """The vector index file (``local`` retrieval; None for other backends)."""
+        local = self.retrieval if isinstance(self.retrieval, LocalRetrieval) else None
+        return local.vector_index if local else None
 
     def __enter__(self) -> Memory:
         return self
@@ -188,6 +194,8 @@ class Memory:
         """Save the indexes and close the store."""
         with suppress(Exception):
             self.save()
+        with suppress(Exception):
+            self.retrieval.close()
         self.store.close()
 
     def save(self) -> None:
@@ -611,7 +619,7 @@ class Memory:
         where = parse_where(where)
         self.sync()
         scope = self.retrieval.scope(namespaces, where)
-        if scope is EMPTY or getattr(scope, "empty", False):
+        if scope.empty:
             return []
         # Single-retriever modes fuse nothing, so k candidates are enough.
         n = max(k, candidates or (self.config.candidates if mode == "hybrid" else k))

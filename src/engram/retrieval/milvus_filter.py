@@ -79,6 +79,7 @@ def typed_metadata(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if value is None:
             out["mt"][path] = "null"
             continue
+        compared: int | float | str
         if isinstance(value, bool):
             kind, compared, text = "bool", int(value), str(int(value))
         elif isinstance(value, int | float):

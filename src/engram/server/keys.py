@@ -22,7 +22,6 @@ from typing import Any
 
 from engram.errors import EngramError
 from engram.store import open_store
-from engram.store.sqlite import SQLiteStore
 
 SCOPES = ("read", "write", "admin")
 PREFIX = "egk_"
@@ -113,25 +112,21 @@ class KeyStore:
     def __init__(self, store: Any):
         self._owned = isinstance(store, str | Path)
         self.store = open_store(store) if self._owned else store
-        self._sqlite = isinstance(self.store, SQLiteStore)
         self._lock = threading.RLock()  # the api_keys table comes from migration 0002
         self._last_touch: dict[str, float] = {}
 
-    def _sql(self, sql: str) -> str:
-        return sql if self._sqlite else sql.replace("?", "%s")
-
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple]:
-        """Run a read; its rows. (PostgreSQL reads need no lock: each has a pooled connection.)"""
-        if self._sqlite:
-            with self._lock:
-                return self.store.conn.execute(sql, params).fetchall()
-        with self.store.transaction() as conn:
-            return conn.execute(self._sql(sql), params).fetchall()
+        """Run a read (``?`` placeholders, in either store); its rows. (PostgreSQL reads need
+        no lock: each has a pooled connection.)"""
+        if self.store.kind != "sqlite":
+            return self.store.read(sql, params)
+        with self._lock:
+            return self.store.read(sql, params)
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run a write in a transaction; the number of rows it changed."""
-        with self._lock, self.store.transaction() as conn:
-            return conn.execute(self._sql(sql), params).rowcount
+        with self._lock:
+            return self.store.write(sql, params)
 
     def close(self) -> None:
         if self._owned:

@@ -79,18 +79,8 @@ def document_filter(body: DocumentQuery) -> dict[str, Any] | None:
 
 def text_sizes(service: MemoryService) -> dict[str, int]:
     """Characters of chunk text per namespace (SQLite and PostgreSQL alike)."""
-    sql = (
-        "SELECT d.namespace, coalesce(sum(length(c.text)), 0) FROM chunks c "
-        "JOIN documents d ON d.id = c.document_id GROUP BY d.namespace"
-    )
     with service.lock:
-        store = service.memory.store
-        if hasattr(store, "conn"):  # SQLite
-            rows = store.conn.execute(sql).fetchall()
-        else:
-            with store.transaction() as conn:
-                rows = conn.execute(sql).fetchall()
-    return {str(r[0]): int(r[1]) for r in rows}
+        return service.memory.store.text_sizes()
 
 
 def overview(service: MemoryService, key: ApiKey) -> dict[str, Any]:

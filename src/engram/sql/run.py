@@ -74,7 +74,7 @@ class Prepared:
 
 
 def dialect_of(memory: Memory) -> str:
-    return "postgres" if hasattr(memory.store, "pool") else "sqlite"
+    return "postgres" if memory.store.kind == "postgresql" else "sqlite"
 
 
 def prepare(memory: Memory, statement: str, params: Any = None, namespace: Any = None) -> Prepared:
@@ -144,7 +144,7 @@ def _execute_postgres(
     tables = {*VIEW_NAMES, *(c.name for c in stmt.calls)}
     check_postgres(stmt.body(), tables, lambda at: stmt.position(stmt.pieces, at))
     pieces = stmt.pieces
-    with memory.store.pool.connection() as conn:
+    with memory.store.connection() as conn:
         try:
             pg_run.begin_read_only(conn, timeout)
             ctes = pg_run.view_ctes(pg_run.store_schema(conn), prep.namespaces)

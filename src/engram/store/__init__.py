@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from engram.store.base import Store
 
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(location: str | Path, *, create: bool = True) -> Any:
+def open_store(location: str | Path, *, create: bool = True) -> Store:
     """A store for a file path (SQLite) or a ``postgresql://`` URL. With ``create=False`` a
     location holding no store raises ``StoreNotFoundError`` instead of creating one."""
     if str(location).startswith(SERVER_SCHEMES):

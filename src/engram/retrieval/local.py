@@ -1,9 +1,9 @@
-"""Retrieval for the embedded backend: derived keyword and vector index files.
+"""The ``local`` retrieval backend: derived keyword and vector index files.
 
-A backend's retrieval object answers ``scope`` (namespaces + filter -> what to search),
-``keyword`` and ``vector`` (top candidates within that scope), and keeps itself current with
-the store (``sync``). Here the indexes are files beside the SQLite store that catch up from its
-changelog; a server backend would answer the same calls inside its database.
+The indexes are files (by default ``<store>.index/`` beside a SQLite store) that catch up
+from the store's changelog (``sync``) and are rebuilt from a consistent snapshot of it
+(``Store.snapshot``) when missing, damaged or replaced. The index internals live in
+``engram.index`` (segments, BM25, flat and HNSW vectors).
 """
 
 from __future__ import annotations
@@ -16,24 +16,33 @@ from typing import Any
 import numpy as np
 
 from engram.config import Config
-from engram.errors import EmbeddingMismatchError
+from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
-from engram.store.sqlite import SQLiteStore
+from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope
+from engram.store.base import Store
 from engram.types import DEFAULT_NAMESPACE
 
 log = logging.getLogger(__name__)
 
-EMPTY = object()  # a scope that matches nothing: skip retrieval
 
+class LocalRetrieval:
+    """The keyword and vector indexes of one store, kept in ``directory`` (default
+    ``<store>.index/``; a server store has no file beside it, so it needs one named)."""
 
-class LocalIndexes:
-    """The keyword and vector indexes of one SQLite store, kept in ``<store>.index/``."""
+    name = "local"
 
-    def __init__(self, store: SQLiteStore, config: Config, load: bool = True):
+    def __init__(
+        self, store: Store, config: Config, load: bool = True, directory: str | None = None
+    ):
         self.store, self.config = store, config
-        index_dir = Path(store.path + ".index")
+        if directory is None and store.kind != "sqlite":
+            raise EngramError(
+                f"local index files for {store.path} need a folder: use the retrieval URL "
+                "local:DIR (or leave the retrieval out to search inside the database)"
+            )
+        index_dir = Path(directory or store.path + ".index")
         self.keyword_index = KeywordIndex(
             index_dir / "keyword", k1=config.bm25_k1, b=config.bm25_b, language=config.language
         )
@@ -62,20 +71,24 @@ class LocalIndexes:
         self.vector_index.dim = dim
 
     # -- queries --------------------------------------------------------------------------
-    def scope(self, namespaces: list[str] | None, where: dict | None) -> Any:
-        """Sorted allowed chunk ids, ``None`` for everything, or ``EMPTY``."""
-        if namespaces == [DEFAULT_NAMESPACE] and self.store.namespace_count() <= 1:
+    def scope(self, namespaces: Sequence[str] | None, where: dict | None) -> Scope:
+        """Resolved to the sorted ids of the chunks allowed (none: everything)."""
+        only_default = namespaces is not None and list(namespaces) == [DEFAULT_NAMESPACE]
+        if only_default and self.store.namespace_count() <= 1:
             namespaces = None  # the only namespace: no condition to check per row
         if not where and namespaces is None:
-            return None
+            return EVERYTHING
         allowed = self.store.allowed_ids(namespaces, where)
-        return allowed if len(allowed) else EMPTY
+        if not len(allowed):
+            return NOTHING
+        names = tuple(namespaces) if namespaces is not None else None
+        return Scope(names, where, resolved=allowed)
 
-    def keyword(self, query: str, n: int, scope: Any) -> list[tuple[int, float]]:
-        return self.keyword_index.search(query, n, scope)
+    def keyword(self, query: str, n: int, scope: Scope) -> Candidates:
+        return self.keyword_index.search(query, n, scope.resolved)
 
-    def vector(self, vector: np.ndarray, n: int, scope: Any) -> list[tuple[int, float]]:
-        return self.vector_index.search(vector, n, scope)
+    def vector(self, vector: np.ndarray, n: int, scope: Scope) -> Candidates:
+        return self.vector_index.search(vector, n, scope.resolved)
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         return self.vector_index.vectors_for(ids)
@@ -168,17 +181,13 @@ class LocalIndexes:
         """Rebuild one index from a consistent snapshot of the store."""
         index.reset()
         n = 0
-        with self.store.lock:
-            self.store.conn.execute("BEGIN")
-            try:
-                head = self.store.max_seq()
-                for rows in self.store.iter_chunks():
-                    if index is self.vector_index:
-                        self._check_dim(np.vstack([r[2] for r in rows]))
-                    index.add(rows)
-                    n += len(rows)
-            finally:
-                self.store.conn.execute("COMMIT")
+        with self.store.snapshot():
+            head = self.store.max_seq()
+            for rows in self.store.iter_chunks():
+                if index is self.vector_index:
+                    self._check_dim(np.vstack([r[2] for r in rows]))
+                index.add(rows)
+                n += len(rows)
         index.last_seq = head
         index.dirty = True
         index.freeze()
@@ -190,6 +199,9 @@ class LocalIndexes:
         index.save()
         return n
 
+    def close(self) -> None:
+        """Nothing held open: the index files are read into memory on load."""
+
     def reindex(self) -> dict[str, int]:
         """Rebuild both indexes from the store and save them."""
         counts = {}
@@ -197,13 +209,3 @@ class LocalIndexes:
             counts[index.kind] = self._rebuild(index)
             index.save()
         return counts
-
-
-def open_retrieval(store: Any, config: Config, url: str | None = None) -> Any:
-    """The retrieval object for a store: its own (server backends) or local index files."""
-    if url and url.split(":", 1)[0].lower() in ("milvus", "milvus-lite", "milvus+https"):
-        from engram.retrieval.milvus import MilvusRetrieval
-
-        return MilvusRetrieval(store, config, url)
-    own = getattr(store, "retrieval", None)
-    return own(config) if callable(own) else LocalIndexes(store, config)
