@@ -187,3 +187,23 @@ def test_embedded_milvus_lite(tmp_path):
         assert mem.stats()["indexes"]["keyword"]["at"] == url
     with Memory(tmp_path / "kb.db", retrieval=url, embedder=HashEmbedder()) as mem:
         assert doc_ids(mem.search("kestrels", k=1, namespace="*", mode="keyword")) == ["n1"]
+
+
+def test_postgres_store_with_milvus_retrieval(collection):
+    """``--store postgresql://... --retrieval milvus://...``: rows in PostgreSQL, search in
+    Milvus."""
+    from pg import pg_url, store_location
+
+    pg_url()
+    with store_location("postgres", None, "pgmilvus") as url:
+        with Memory(url, retrieval=collection, embedder=HashEmbedder()) as mem:
+            mem.add(corpus(20))
+            mem.add(Document(id="n1", text="Kestrels hover over the meadow."), namespace="birds")
+            assert mem.retrieval.name == "milvus" and mem.store.kind == "postgresql"
+            assert doc_ids(mem.search("kestrels hover", k=2, namespace="birds")) == ["n1"]
+            hits = mem.search("summary report", k=5, where={"topic": "cooking"})
+            assert len(hits) == 5 and {h.metadata["topic"] for h in hits} == {"cooking"}
+            mem.delete("doc-4")
+            assert "doc-4" not in doc_ids(mem.search("uniq4", k=20, mode="keyword"))
+        with Memory(url, retrieval=collection, embedder=HashEmbedder()) as mem:
+            assert mem.stats()["indexes"]["vector"]["rows"] == 20
