@@ -477,7 +477,9 @@ class PostgresEngine(EngramEngine):
     libraries = ("engram.memory", "engram.embed.precomputed", "psycopg")
 
     def _schema(self) -> str:
-        return "bench_" + "".join(c if c.isalnum() else "_" for c in self.store.parent.name)
+        """``ENGRAM_BENCH_PG_SCHEMA``, else ``bench_<scale folder>`` (dropped by each build)."""
+        folder = "".join(c if c.isalnum() else "_" for c in self.store.parent.name)
+        return os.environ.get("ENGRAM_BENCH_PG_SCHEMA") or "bench_" + folder
 
     def _url(self) -> str:
         from urllib.parse import quote
@@ -505,6 +507,7 @@ class PostgresEngine(EngramEngine):
         return super().build(data, block)
 
     def _before_load(self, mem) -> None:
+        super()._before_load(mem)  # the tenant's expression index, as for the embedded store
         mem.retrieval.set_dim(DIM)  # creates the vector column and its HNSW index ...
         with mem.store.transaction() as conn:  # ... which is built once, after the load
             conn.execute("DROP INDEX IF EXISTS vectors_hnsw")

@@ -9,6 +9,7 @@ its indexes current with every commit: there is nothing to sync, save or catch u
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,16 @@ from engram.errors import EmbeddingMismatchError, EngramError
 from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope
 from engram.store.base import Store
 from engram.store.filters import compile_where
-from engram.store.postgres import PostgresStore
+from engram.store.postgres import PostgresStore, scalar
 from engram.types import DEFAULT_NAMESPACE
 
 _EXACT_SCOPE_MAX = 2000  # filtered vector searches over at most this many chunks are exact
 # ts_rank normalisation 1: divide by 1 + log(document length), a mild length penalty like
 # BM25's b. ts_rank has no IDF, so keyword scores differ from the embedded BM25 index.
 _RANK_NORMALIZATION = 1
+_CANDIDATES = 4000  # chunks ranked per keyword tier, at most
+_COMMON_SHARE = 0.01  # a lexeme in more than this share of chunks is common
+_STATS_TTL = 600.0  # seconds the common lexemes are kept
 _TERM = re.compile(r"[^\W_]+")  # letters and digits: never tsquery syntax
 _MAX_TERMS = 256
 _MAX_TERM_CHARS = 256
@@ -63,6 +67,7 @@ class PostgresRetrieval:
                 f"the postgres retrieval searches inside a PostgreSQL store, not {store.path}"
             )
         self.store, self.config = store, config
+        self._common: tuple[float, set[str]] | None = None
         self.iterative_scan = store.pgvector_version >= (0, 8)
 
     def set_dim(self, dim: int) -> None:
@@ -88,23 +93,75 @@ class PostgresRetrieval:
         return Scope(names, where, resolved=PgScope(cond, tuple(params)))
 
     def keyword(self, query: str, n: int, scope: Scope) -> Candidates:
-        """Top ``n`` ``(chunk_id, ts_rank)`` for any of the query's terms (OR, like BM25)."""
+        """Top ``n`` ``(chunk_id, ts_rank)`` for any of the query's terms (OR, like BM25),
+        ranked over a bounded candidate set instead of every match (see ``_tiers``)."""
         terms = query_terms(query)
         if not terms or n <= 0:
             return []
-        tsquery = " | ".join(terms)
-        join, cond, params = "", "", [tsquery]
+        join, cond, scope_params = "", "", []
         if scope.resolved is not None:
             join = " JOIN documents d ON d.id = c.document_id"
             cond = f" AND {scope.resolved.sql}"
-            params += list(scope.resolved.params)
-        rows = self.store.query(
-            f"SELECT c.id, ts_rank(c.tsv, q, {_RANK_NORMALIZATION}) AS score "
-            f"FROM chunks c{join} CROSS JOIN to_tsquery('english', %s) AS q "
-            f"WHERE c.tsv @@ q{cond} ORDER BY score DESC, c.id LIMIT %s",
-            (*params, n),
+            scope_params = list(scope.resolved.params)
+        # Candidates matching one tier, ranked against the whole query (OR of every term).
+        sql = (
+            f"SELECT c.id, ts_rank(c.tsv, to_tsquery('english', %s), {_RANK_NORMALIZATION}) "
+            f"FROM chunks c{join} WHERE c.tsv @@ to_tsquery('english', %s){cond} "
+            "AND NOT c.id = ANY(%s::bigint[]) LIMIT %s"
         )
-        return [(int(i), float(s)) for i, s in rows]
+        everything = " | ".join(terms)
+        found: dict[int, float] = {}
+        with self.store.transaction() as conn:
+            for tier in self._tiers(conn, terms):
+                args = (everything, tier, *scope_params, list(found), _CANDIDATES)
+                found.update((int(i), float(s)) for i, s in conn.execute(sql, args).fetchall())
+                if len(found) >= n:
+                    break
+        best = sorted(found.items(), key=lambda x: (-x[1], x[0]))
+        return best[:n]
+
+    def _tiers(self, conn: Any, terms: list[str]) -> list[str]:
+        """tsqueries whose matches are ranked in turn until ``n`` are found, each at most
+        ``_CANDIDATES`` rows: chunks holding every term; chunks holding any rare term (one
+        in at most ``_COMMON_SHARE`` of the chunks, by the column's statistics: few rows
+        each); then any term at all. A chunk with only common terms is ranked only when the
+        first two tiers found fewer than ``n``, so a query never ranks every chunk holding
+        "data" or "system"."""
+        if len(terms) == 1:
+            return terms
+        common = self._common_lexemes(conn)
+        rare = terms
+        if common:
+            lexemes = dict(
+                conn.execute(
+                    "SELECT t, (tsvector_to_array(to_tsvector('english', t)))[1] "
+                    "FROM unnest(%s::text[]) AS t",
+                    (terms,),
+                ).fetchall()
+            )
+            rare = [t for t in terms if lexemes.get(t) and lexemes[t] not in common]
+        tiers = [" & ".join(terms)]
+        if rare:
+            tiers.append(" | ".join(rare))
+        if len(rare) < len(terms):
+            tiers.append(" | ".join(terms))
+        return tiers
+
+    def _common_lexemes(self, conn: Any) -> set[str]:
+        """Lexemes in more than ``_COMMON_SHARE`` of the chunks, from ``pg_stats`` (kept for
+        ``_STATS_TTL`` seconds; empty before the table was first analyzed)."""
+        now = time.monotonic()
+        if self._common is None or now - self._common[0] > _STATS_TTL:
+            row = conn.execute(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'chunks' "
+                "AND attname = 'tsv'"
+            ).fetchone()
+            common: set[str] = set()
+            if row and row[0]:
+                common = {e for e, f in zip(row[0], row[1], strict=False) if f > _COMMON_SHARE}
+            self._common = (now, common)
+        return self._common[1]
 
     def vector(self, vector: np.ndarray, n: int, scope: Scope) -> Candidates:
         """Top ``n`` ``(chunk_id, inner product)``: HNSW, then exact when it found too few."""
@@ -133,11 +190,12 @@ class PostgresRetrieval:
                 # many rows a selective filter rejects (measured: 1% of 20k chunks, 0.1 s
                 # exact vs 0.6 s by graph; 33%, 0.18 s exact vs 0.06 s by graph).
                 limit = min(int(self.config.exact_filter_max), _EXACT_SCOPE_MAX)
-                size = conn.execute(
+                size = scalar(
+                    conn,
                     "SELECT count(*) FROM (SELECT 1 FROM chunks c JOIN documents d "
                     f"ON d.id = c.document_id WHERE {pg.sql} LIMIT %s) AS s",
                     (*params, limit + 1),
-                ).fetchone()[0]
+                )
                 if size == 0:
                     return []
                 small = size <= limit
@@ -158,9 +216,9 @@ class PostgresRetrieval:
 
     def stats(self) -> dict[str, Any]:
         with self.store.transaction() as conn:
-            chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            vectors = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
-            head = conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+            chunks = scalar(conn, "SELECT count(*) FROM chunks")
+            vectors = scalar(conn, "SELECT count(*) FROM vectors")
+            head = scalar(conn, "SELECT coalesce(max(seq), 0) FROM changes")
         return {
             "keyword": {
                 "rows": chunks,
@@ -197,9 +255,8 @@ class PostgresRetrieval:
         with self.store.transaction() as conn:
             conn.execute("REINDEX TABLE chunks")
             conn.execute("REINDEX TABLE vectors")
-            if (
-                dim is not None
-                and not conn.execute("SELECT to_regclass('vectors_hnsw') IS NOT NULL").fetchone()[0]
+            if dim is not None and not scalar(
+                conn, "SELECT to_regclass('vectors_hnsw') IS NOT NULL"
             ):
                 self.store.create_vector_index(
                     conn,
@@ -207,6 +264,6 @@ class PostgresRetrieval:
                     m=self.config.hnsw_m,
                     ef_construction=self.config.hnsw_ef_construction,
                 )
-            chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            vectors = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+            chunks = scalar(conn, "SELECT count(*) FROM chunks")
+            vectors = scalar(conn, "SELECT count(*) FROM vectors")
         return {"keyword": chunks, "vector": vectors}

@@ -27,6 +27,7 @@ operators); both select the same rows for the same filter.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -154,6 +155,22 @@ def metadata_path(key: str, dialect: str = "sqlite") -> str | list[str]:
             f"invalid metadata key {key!r}: use letters, digits, '_' and '-', dots for nesting"
         )
     return key.split(".") if dialect == "postgres" else _json_path(key)
+
+
+def metadata_index_name(key: str) -> str:
+    """The name of the SQL index ``index_metadata`` makes for checked metadata ``key``."""
+    metadata_path(key)
+    name = "meta_" + "".join(c if c.isalnum() or c == "_" else "_" for c in key)
+    if not key.replace("_", "").isalnum():  # "a.b" and "a_b" must not share a name
+        name += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
+    return name
+
+
+def pg_text_path(key: str) -> str:
+    """``d.metadata #>> '{a,b}'``: the text at checked metadata ``key`` with a literal path,
+    the expression ``PostgresStore.index_metadata`` indexes (a bound path would not match)."""
+    parts = metadata_path(key, "postgres")
+    return "(d.metadata #>> '{" + ",".join(f'"{p}"' for p in parts) + "}')"
 
 
 def json_path_literal(key: str) -> str:
@@ -335,6 +352,12 @@ def _pg_compare(key: str, sqlop: str, value: Any, params: list[Any], ph: str) ->
     if key in COLUMNS:  # TEXT columns: SQLite gives a compared number the column's affinity
         params.append(None if value is None else str(value))
         return f'{COLUMNS[key]} COLLATE "C" {sqlop} {ph}'
+    if sqlop == "=" and isinstance(value, str):
+        # Whenever the exact form holds, the text at the path equals the value: said with a
+        # literal path, a B-tree on that expression (index_metadata) finds the rows.
+        params.append(value)
+        exact = _pg_json_compare(lambda: _pg_x(key, params, ph), sqlop, value, params, ph)
+        return f"({pg_text_path(key)} = {ph} AND {exact})"
     return _pg_json_compare(lambda: _pg_x(key, params, ph), sqlop, value, params, ph)
 
 

@@ -30,7 +30,12 @@ from engram.errors import (
     StoreNotFoundError,
 )
 from engram.store.base import ChunkRecord, WriteResult
-from engram.store.filters import compile_where, metadata_path
+from engram.store.filters import (
+    compile_where,
+    metadata_index_name,
+    metadata_path,
+    pg_text_path,
+)
 from engram.store.postgres_write import insert_chunks, log_changes, write_many
 from engram.store.sqlbase import Row, SqlStore
 
@@ -66,6 +71,12 @@ def redact(url: str) -> str:
     """The URL without its password (for messages and ``stats``)."""
     url = re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
     return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """The first column of the first row of one statement (None when no row)."""
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
 
 
 def _configure(conn: psycopg.Connection) -> None:
@@ -251,9 +262,7 @@ class PostgresStore(SqlStore):
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, applied_at double precision NOT NULL)"
             )
-            current = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations"
-            ).fetchone()[0]
+            current = scalar(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations")
             known = migrations()
             if known and current > known[-1][0]:
                 raise EngramError(
@@ -281,10 +290,11 @@ class PostgresStore(SqlStore):
 
     @staticmethod
     def _column_dim(conn: psycopg.Connection) -> int | None:
-        mod = conn.execute(
+        mod = scalar(
+            conn,
             "SELECT atttypmod FROM pg_attribute "
-            "WHERE attrelid = 'vectors'::regclass AND attname = 'embedding'"
-        ).fetchone()[0]
+            "WHERE attrelid = 'vectors'::regclass AND attname = 'embedding'",
+        )
         return mod if mod and mod > 0 else None
 
     def set_dim(self, dim: int, *, m: int = 16, ef_construction: int = 64) -> None:
@@ -384,7 +394,7 @@ class PostgresStore(SqlStore):
         with self._conn() as conn:
 
             def q(sql: str) -> Any:
-                return conn.execute(sql).fetchone()[0]
+                return scalar(conn, sql)
 
             return {
                 "path": self.path,
@@ -411,16 +421,18 @@ class PostgresStore(SqlStore):
         """``"ok"``, or what is inconsistent (chunks without vectors, orphaned rows)."""
         problems = []
         with self._conn() as conn:
-            n = conn.execute(
+            n = scalar(
+                conn,
                 "SELECT count(*) FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id "
-                "WHERE v.chunk_id IS NULL"
-            ).fetchone()[0]
+                "WHERE v.chunk_id IS NULL",
+            )
             if n:
                 problems.append(f"{n} chunks without a vector")
-            n = conn.execute(
+            n = scalar(
+                conn,
                 "SELECT count(*) FROM documents d LEFT JOIN namespaces n "
-                "ON n.name = d.namespace WHERE n.name IS NULL"
-            ).fetchone()[0]
+                "ON n.name = d.namespace WHERE n.name IS NULL",
+            )
             if n:
                 problems.append(f"{n} documents in unknown namespaces")
         return "; ".join(problems) or "ok"
@@ -442,13 +454,27 @@ class PostgresStore(SqlStore):
             return None
         return int(value) if float(value).is_integer() else float(value)
 
-    def index_metadata(self, key: str) -> None:
-        """Nothing to create: PostgreSQL filters compile to ``jsonb`` expressions that a
-        B-tree on one key would not serve (checks ``key`` so both stores reject the same)."""
-        metadata_path(key, "postgres")
+    def index_metadata(self, key: str) -> str:
+        """Create (if missing) a B-tree on the text at metadata ``key`` (literal path) and the
+        namespace: an equality filter on a string there then reads only the matching rows
+        (the filter compiler adds that literal-path form). Returns the index name."""
+        name = metadata_index_name(key)
+        with self.transaction() as conn:
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON documents "
+                f"({pg_text_path(key).replace('d.metadata', 'metadata')}, namespace)"
+            )
+            conn.execute("ANALYZE documents")  # plans see the new expression's statistics
+        return name
 
     def metadata_indexes(self) -> list[str]:
-        return []
+        """Names of the metadata indexes made by ``index_metadata``."""
+        rows = self._all(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = 'documents' AND indexname LIKE %s ORDER BY indexname",
+            ("meta\\_%",),
+        )
+        return [r[0] for r in rows]
 
     def purge(self) -> None:
         """Leave as little deleted text on disk as PostgreSQL allows without locking the

@@ -208,7 +208,11 @@ def _copy_chunks(
                     cid = next(it)
                     result.added.append(cid)
                     copy.write_row((cid, result.document_id, *rec.columns()))
-        with cur.copy("COPY vectors(chunk_id, model, dim, embedding) FROM STDIN") as copy:
+        # Binary: a vector goes as its float32 bytes, not as 384 numbers printed in Python.
+        with cur.copy(
+            "COPY vectors(chunk_id, model, dim, embedding) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "text", "int4", "vector"])
             for j, result in pending:
                 for cid, rec in zip(result.added, rows[j][3], strict=True):
                     vec = np.ascontiguousarray(rec.vector, dtype=np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -16,7 +15,12 @@ import numpy as np
 
 from engram.errors import EngramError, StoreNotFoundError
 from engram.store.base import ChunkRecord
-from engram.store.filters import compile_where, json_path_literal, metadata_path
+from engram.store.filters import (
+    compile_where,
+    json_path_literal,
+    metadata_index_name,
+    metadata_path,
+)
 from engram.store.sqlbase import SqlStore
 
 _BATCH = 900  # stay under SQLite's parameter limit
@@ -190,6 +194,7 @@ class SQLiteStore(SqlStore):
                 "INSERT INTO vectors(chunk_id, model, dim, vector) VALUES (?,?,?,?)",
                 (cid, model, int(vec.shape[0]), vec.tobytes()),
             )
+            assert cid is not None  # an INSERT's rowid
             added.append(cid)
         self._log_changes(conn, "add", added, now)
         return added
@@ -236,9 +241,7 @@ class SQLiteStore(SqlStore):
     def index_metadata(self, key: str) -> str:
         """Create (if missing) an SQL index on metadata ``key``; filters on it then read only
         the matching rows instead of scanning every document. Returns the index name."""
-        name = "meta_" + "".join(c if c.isalnum() or c == "_" else "_" for c in key)
-        if not key.replace("_", "").isalnum():  # "a.b" and "a_b" must not share a name
-            name += "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
+        name = metadata_index_name(key)
         # The namespace rides along, so a filter within namespaces reads no table row.
         sql = (
             f"CREATE INDEX {name} ON documents(json_extract(metadata, {json_path_literal(key)}), "
