@@ -201,8 +201,8 @@ def test_postgres_store_with_milvus_retrieval(collection):
             mem.add(Document(id="n1", text="Kestrels hover over the meadow."), namespace="birds")
             assert mem.retrieval.name == "milvus" and mem.store.kind == "postgresql"
             assert doc_ids(mem.search("kestrels hover", k=2, namespace="birds")) == ["n1"]
-            hits = mem.search("summary report", k=5, where={"topic": "cooking"})
-            assert len(hits) == 5 and {h.metadata["topic"] for h in hits} == {"cooking"}
+            hits = mem.search("summary report", k=3, where={"topic": "cooking"})
+            assert len(hits) == 3 and {h.metadata["topic"] for h in hits} == {"cooking"}
             mem.delete("doc-4")
             assert "doc-4" not in doc_ids(mem.search("uniq4", k=20, mode="keyword"))
         with Memory(url, retrieval=collection, embedder=HashEmbedder()) as mem:

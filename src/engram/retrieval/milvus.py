@@ -55,6 +55,10 @@ _MAX_TOPK = 16_384  # Milvus's largest limit per search
 _BATCH = 2_000  # rows per insert
 _TIMEOUT = 10.0  # seconds to reach the server
 _ID_SCOPE_MAX = 1_000_000  # a SQL-resolved scope larger than this is refused
+# Keepalive pings no more often than gRPC servers accept by default (5 minutes, and only
+# during calls): pymilvus pings every 10 s, which Milvus Lite's gRPC server answers by closing
+# the connection ("too_many_pings"), failing the calls in flight.
+_GRPC = {"grpc.keepalive_time_ms": 360_000, "grpc.keepalive_permit_without_calls": False}
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def connect(target: MilvusTarget) -> Any:
     if target.lite_path is not None:
         uri = _lite_uri(target.lite_path)
     try:
-        return MilvusClient(uri=uri, token=target.token, timeout=_TIMEOUT)
+        return MilvusClient(uri=uri, token=target.token, timeout=_TIMEOUT, grpc_options=_GRPC)
     except Exception as exc:
         raise EngramError(f"cannot reach Milvus at {target.shown()}: {_first_line(exc)}") from None
 
@@ -160,6 +164,7 @@ class MilvusRetrieval:
         self.store_id = self._store_id()
         self.dim: int | None = None
         self.last_seq = 0
+        self._unflushed = 0  # changes written since the last flush
         try:
             self._open_collection()
         except EngramError:
@@ -387,7 +392,9 @@ class MilvusRetrieval:
 
     # -- upkeep: catch up from the changelog ----------------------------------------------
     def save(self) -> None:
-        """Nothing to save: Milvus persists each write."""
+        """Seal the rows written since the last flush (a bulk load flushes once, here)."""
+        if self._unflushed and self.client is not None and self.dim is not None:
+            self._flush()
 
     def sync(self, autosave: bool = True) -> int:
         """Apply the store's changes after the watermark; returns changes applied."""
@@ -411,7 +418,8 @@ class MilvusRetrieval:
                 break
             self._apply(changes)
             applied += len(changes)
-        if applied:
+        self._unflushed += applied
+        if autosave and self._unflushed:
             self._flush()
         return applied
 
@@ -419,6 +427,7 @@ class MilvusRetrieval:
         """Seal what was written into indexed segments (Milvus Lite otherwise rescans its
         unsealed rows on every search)."""
         self.client.flush(self.collection)
+        self._unflushed = 0
 
     def _apply(self, changes: list[tuple[int, str, int]]) -> None:
         pending: dict[int, None] = {}
