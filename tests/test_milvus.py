@@ -187,6 +187,24 @@ def test_embedded_milvus_lite(tmp_path):
         assert mem.stats()["indexes"]["keyword"]["at"] == url
     with Memory(tmp_path / "kb.db", retrieval=url, embedder=HashEmbedder()) as mem:
         assert doc_ids(mem.search("kestrels", k=1, namespace="*", mode="keyword")) == ["n1"]
+    # another process opens the folder afresh: the collection is loaded again before searching
+    reader = textwrap.dedent("""
+        import sys
+        from engram.memory import Memory
+        from pg import HashEmbedder
+        with Memory(sys.argv[1], retrieval=sys.argv[2], embedder=HashEmbedder()) as mem:
+            print(*[h.doc_id for h in mem.search("kestrels hover", k=1, namespace="*")])
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    out = subprocess.run(
+        [sys.executable, "-c", reader, str(tmp_path / "kb.db"), url],
+        env=env,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["n1"]
 
 
 def test_postgres_store_with_milvus_retrieval(collection):

@@ -124,6 +124,9 @@ def connect(target: MilvusTarget) -> Any:
         raise EngramError(f"cannot reach Milvus at {target.shown()}: {_first_line(exc)}") from None
 
 
+_LITE_USERS: dict[str, int] = {}  # Milvus Lite folder -> retrievals of this process using it
+
+
 def _lite_uri(path: str) -> str:
     try:
         from milvus_lite import server_manager_instance
@@ -132,12 +135,25 @@ def _lite_uri(path: str) -> str:
             "milvus-lite: retrieval needs Milvus Lite: pip install 'engram-store[milvus]'"
         ) from exc
     uri = server_manager_instance.start_and_get_uri(path)
+    if uri is not None:
+        _LITE_USERS[path] = _LITE_USERS.get(path, 0) + 1
     if uri is None:
         raise EngramError(
             f"milvus-lite:{path} cannot be opened (is another process using it? serve it with "
             "`milvus-lite server --data-dir PATH` and use milvus://127.0.0.1:PORT/NAME)"
         )
     return uri
+
+
+def _release_lite(path: str) -> None:
+    """Stop this process's Milvus Lite server for ``path`` once nothing here uses it, so that
+    another process may open the folder."""
+    _LITE_USERS[path] = _LITE_USERS.get(path, 1) - 1
+    if _LITE_USERS[path] <= 0:
+        del _LITE_USERS[path]
+        from milvus_lite import server_manager_instance
+
+        server_manager_instance.release_server(path)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -209,6 +225,13 @@ class MilvusRetrieval:
             return
         self.dim = int(props["engram.dim"])
         self.last_seq = int(props.get("engram.last_seq", "0"))
+        self._load()
+
+    def _load(self) -> None:
+        """Load the collection for searching (a restarted Milvus keeps it released)."""
+        state = self.client.get_load_state(self.collection).get("state")
+        if "Loaded" not in str(state):
+            self.client.load_collection(self.collection)
 
     def _create(self, dim: int) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -282,6 +305,8 @@ class MilvusRetrieval:
         if client is not None:
             with suppress(Exception):  # closing a dead connection
                 client.close()
+            if self.target.lite_path is not None:
+                _release_lite(self.target.lite_path)
 
     # -- queries --------------------------------------------------------------------------
     def scope(self, namespaces: Sequence[str] | None, where: dict | None) -> Scope:
