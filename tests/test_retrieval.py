@@ -169,3 +169,22 @@ def test_pg_keyword_tiers_keep_the_best_matches(pg_store):
     scoped = retrieval.scope(["default"], {"tenant": "t03"})
     hits = retrieval.keyword("data rare3", 10, scoped)
     assert len(hits) == 10 and {i % 20 for i, _ in hits} == {(3 + 1) % 20}  # ids start at 1
+
+
+def test_local_index_files_over_a_postgres_store(tmp_path, embedder):
+    """The local backend reads any store through the Store protocol (changelog, snapshot):
+    index files beside a PostgreSQL store find what the in-database search finds."""
+    from pg import pg_url, store_location
+
+    pg_url()
+    with store_location("postgres", tmp_path, "localpg") as url:
+        folder = tmp_path / "idx"
+        with Memory(url, embedder=embedder, retrieval=f"local:{folder}") as mem:
+            mem.add(corpus(12))
+            assert isinstance(mem.retrieval, LocalRetrieval)
+            assert mem.stats()["indexes"]["keyword"]["rows"] == 12
+            local = [h.doc_id for h in mem.search("uniq7", k=3, mode="keyword")]
+        with Memory(url, embedder=embedder) as mem:
+            assert [h.doc_id for h in mem.search("uniq7", k=3, mode="keyword")][:1] == local[:1]
+        with pytest.raises(EngramError, match="need a folder: use the retrieval URL local:DIR"):
+            Memory(url, embedder=embedder, retrieval="local")

@@ -112,7 +112,9 @@ class PostgresRetrieval:
         everything = " | ".join(terms)
         found: dict[int, float] = {}
         with self.store.transaction() as conn:
-            for tier in self._tiers(conn, terms):
+            # Within a filter, its rows bound the work: one pass over them, not one per tier.
+            tiers = [everything] if scope.resolved is not None else self._tiers(conn, terms)
+            for tier in tiers:
                 args = (everything, tier, *scope_params, list(found), _CANDIDATES)
                 found.update((int(i), float(s)) for i, s in conn.execute(sql, args).fetchall())
                 if len(found) >= n:
