@@ -546,7 +546,35 @@ class PostgresEngine(EngramEngine):
         return {"db_bytes": int(size)}
 
 
-ENGINES = {e.name: e for e in (EngramEngine, PostgresEngine, LanceEngine, Fts5Engine, Bm25sEngine)}
+# -- Engram with retrieval in Milvus Lite -------------------------------------------------------
+class MilvusLiteEngine(EngramEngine):
+    """The same Engram API with ``--retrieval milvus-lite:PATH``: the rows in SQLite (the truth),
+    BM25 (Milvus's BM25 function) and HNSW vector search in an embedded Milvus Lite collection
+    fed from the store's changelog; filters compiled into both searches. The tenant key gets an
+    SQL index, which a filter of few matches uses to hand Milvus a primary-key list."""
+
+    name = "milvus-lite"
+    libraries = ("engram.memory", "engram.embed.precomputed", "pymilvus", "milvus_lite")
+
+    def _memory(self):
+        from engram.embed.precomputed import PrecomputedEmbedder
+        from engram.memory import Memory
+
+        return Memory(
+            self.store / "engram.db",
+            embedder=PrecomputedEmbedder(DIM, "synthetic-384"),
+            retrieval=f"milvus-lite:{self.store / 'milvus'}",
+            **self.options,
+        )
+
+    def _after_load(self, mem) -> dict[str, Any]:
+        return {}
+
+
+ENGINES = {
+    e.name: e
+    for e in (EngramEngine, PostgresEngine, LanceEngine, Fts5Engine, Bm25sEngine, MilvusLiteEngine)
+}
 
 
 def make(name: str, store: str | Path, options: dict | None = None) -> Engine:

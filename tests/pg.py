@@ -62,16 +62,40 @@ def fresh_schema(label: str = "t") -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+# Where the "milvus" setup's stores search: store location -> retrieval URL (a collection).
+RETRIEVAL: dict[str, str] = {}
+
+
 @contextmanager
 def store_location(backend: str, tmp_path, label: str = "t") -> Iterator[str]:
-    """Where to open a fresh store: a SQLite file in ``tmp_path`` or a fresh PG schema."""
+    """Where to open a fresh store: a SQLite file in ``tmp_path`` or a fresh PG schema; for
+    ``milvus``, a SQLite file searched through a fresh Milvus collection (``retrieval_options``)."""
     if backend == "sqlite":
         yield str(tmp_path / f"{label}-{uuid.uuid4().hex[:6]}.db")
     elif backend == "postgres":
         with fresh_schema(label) as url:
             yield url
+    elif backend == "milvus":
+        from milvus import fresh_collection
+
+        path = str(tmp_path / f"{label}-{uuid.uuid4().hex[:6]}.db")
+        with fresh_collection(label) as url:
+            RETRIEVAL[path] = url
+            try:
+                yield path
+            finally:
+                RETRIEVAL.pop(path, None)
     else:  # pragma: no cover
         raise ValueError(backend)
+
+
+def retrieval_options(location: str) -> dict:
+    """``Memory`` options for a store made by ``store_location``: the Milvus collection of the
+    ``milvus`` setup, with every filter compiled to a Milvus expression (``exact_filter_max``
+    0: no primary-key lists), so the suite checks the compiled filters."""
+    if location in RETRIEVAL:
+        return {"retrieval": RETRIEVAL[location], "exact_filter_max": 0}
+    return {}
 
 
 class CachingEmbedder:

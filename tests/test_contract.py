@@ -1,11 +1,14 @@
-"""One contract for every store backend: SQLite (a file) and PostgreSQL + pgvector.
+"""One contract for every setup: SQLite + local index files, PostgreSQL + pgvector, and
+SQLite + Milvus (retrieval in a Milvus collection, here Milvus Lite's gRPC server).
 
-Every test here runs against both backends with the same inputs and expects the same results.
-The PostgreSQL runs need ``ENGRAM_TEST_PG_URL`` (``eval "$(bash scripts/pg)"``); without it they
-skip locally and fail under CI. Each PostgreSQL store lives in a fresh schema.
+Every test here runs against the three setups with the same inputs and expects the same
+results. The PostgreSQL runs need ``ENGRAM_TEST_PG_URL`` (``eval "$(bash scripts/pg)"``), the
+Milvus runs ``ENGRAM_TEST_MILVUS_URL`` (``eval "$(bash scripts/milvus)"``); without them they skip
+locally and fail under CI. Each PostgreSQL store lives in a fresh schema, each Milvus one in a
+fresh collection.
 
-Keyword scores differ by design (BM25 in the embedded index, ``ts_rank`` in PostgreSQL), so
-keyword results are compared as sets and top hits, not as scores.
+Keyword scores differ by design (BM25 in the embedded index and Milvus, ``ts_rank`` in
+PostgreSQL), so keyword results are compared as sets and top hits, not as scores.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 from contextlib import ExitStack
 
 import pytest
-from pg import BACKENDS, CachingEmbedder, pg_url, store_location
+from milvus import milvus_url
+from pg import BACKENDS, CachingEmbedder, pg_url, retrieval_options, store_location
 
 from corpus import corpus
 from engram.errors import EmbeddingMismatchError, FilterError, NamespaceError, QueryError
@@ -23,6 +27,15 @@ from engram.types import Document
 
 MODES = ("keyword", "vector", "hybrid")
 DOCS = corpus(60)
+SETUPS = (*BACKENDS, "milvus")
+
+
+def need_server(backend: str) -> None:
+    """Skip (fail under CI) a setup whose server is not there."""
+    if backend == "postgres":
+        pg_url()
+    elif backend == "milvus":
+        milvus_url()
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +51,10 @@ def corpora(tmp_path_factory, cached_embedder):
 
     def get(backend: str) -> Memory:
         if backend not in built:
-            if backend == "postgres":
-                pg_url()
+            need_server(backend)
             folder = tmp_path_factory.mktemp("contract")
             location = stack.enter_context(store_location(backend, folder, "corpus"))
-            mem = Memory(location, embedder=cached_embedder)
+            mem = Memory(location, embedder=cached_embedder, **retrieval_options(location))
             mem.add(DOCS)
             built[backend] = mem
         return built[backend]
@@ -53,7 +65,7 @@ def corpora(tmp_path_factory, cached_embedder):
     stack.close()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=SETUPS)
 def backend(request):
     return request.param
 
@@ -67,14 +79,14 @@ def ro(corpora, backend):
 @pytest.fixture
 def open_memory(backend, tmp_path, cached_embedder):
     """``open_memory(label, location=None, **options)``: a Memory on a fresh store."""
-    if backend == "postgres":
-        pg_url()
+    need_server(backend)
     stack = ExitStack()
     opened: list[Memory] = []
 
     def make(label: str = "m", location: str | None = None, embedder=None, **options) -> Memory:
         if location is None:
             location = stack.enter_context(store_location(backend, tmp_path, label))
+        options = {**retrieval_options(location), **options}
         mem = Memory(location, embedder=embedder or cached_embedder, **options)
         opened.append(mem)
         return mem
@@ -489,10 +501,10 @@ def test_empty_store_searches(open_memory):
     assert m.stats()["documents"] == 0
 
 
-# -- the two backends agree -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def both(corpora):
-    return corpora("sqlite"), corpora("postgres")
+# -- the setups agree with SQLite + local -----------------------------------------------------
+@pytest.fixture(scope="module", params=SETUPS[1:])
+def both(corpora, request):
+    return corpora("sqlite"), corpora(request.param)
 
 
 QUERIES = [
@@ -605,17 +617,19 @@ MIXED_FILTERS = [
 ]
 
 
-def test_backends_agree_on_mixed_type_filters(tmp_path, cached_embedder):
-    pg_url()
+@pytest.mark.parametrize("other", SETUPS[1:])
+def test_backends_agree_on_mixed_type_filters(tmp_path, cached_embedder, other):
+    need_server(other)
     docs = [
         Document(id=f"m{i}", text=f"Mixed value note {i}.", metadata={"v": v})
         for i, v in enumerate(MIXED)
     ] + [Document(id="m-none", text="Mixed value note without v.", metadata={"w": 1})]
     with ExitStack() as stack:
         mems = []
-        for backend in BACKENDS:
+        for backend in ("sqlite", other):
             location = stack.enter_context(store_location(backend, tmp_path, "mixed"))
-            mems.append(stack.enter_context(Memory(location, embedder=cached_embedder)))
+            options = retrieval_options(location)
+            mems.append(stack.enter_context(Memory(location, embedder=cached_embedder, **options)))
             mems[-1].add(docs)
         lite, pg = mems
         for where in MIXED_FILTERS:
@@ -660,8 +674,11 @@ def test_command_line(backend, open_memory, tmp_path, capsys):
     (notes / "a.md").write_text("---\nyear: 2024\n---\n# Herons\nHerons hunt fish in shallows.")
     (notes / "b.txt").write_text("Owls hunt mice at night.")
 
+    retrieval = retrieval_options(location).get("retrieval")
+    chosen = ["--retrieval", retrieval] if retrieval else []
+
     def run(*argv):
-        code = main(["--store", location, *argv])
+        code = main(["--store", location, *chosen, *argv])
         out = capsys.readouterr().out
         assert code == 0, out
         return out
@@ -673,7 +690,7 @@ def test_command_line(backend, open_memory, tmp_path, capsys):
     assert [h["title"] for h in hits] == ["Herons"]
     stats = json.loads(run("stats", "--json"))
     assert stats["documents"] == 2 and stats["embedding_dim"] == 384
-    assert "***" in stats["path"] or backend == "sqlite"
+    assert "***" in stats["path"] or backend != "postgres"
     assert "keyword: 2 chunks" in run("reindex")
 
 

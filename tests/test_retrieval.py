@@ -186,5 +186,7 @@ def test_local_index_files_over_a_postgres_store(tmp_path, embedder):
             local = [h.doc_id for h in mem.search("uniq7", k=3, mode="keyword")]
         with Memory(url, embedder=embedder) as mem:
             assert [h.doc_id for h in mem.search("uniq7", k=3, mode="keyword")][:1] == local[:1]
-        with pytest.raises(EngramError, match="need a folder: use the retrieval URL local:DIR"):
-            Memory(url, embedder=embedder, retrieval="local")
+        # plain "local" (the default of --retrieval / ENGRAM_RETRIEVAL) is the store's own
+        # search: inside the database for PostgreSQL; index files need a folder (local:DIR)
+        with Memory(url, embedder=embedder, retrieval="local") as mem:
+            assert mem.retrieval.name == "postgres"

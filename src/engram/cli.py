@@ -18,6 +18,7 @@ from engram.cli_help import (
     missing_extra_hint,
     parse_pairs,
     quiet_model_loading,
+    retrieval_environment,
     version_string,
 )
 from engram.config import READERS
@@ -31,7 +32,8 @@ DESCRIPTION = (
 
 EPILOG = (
     "The store is --store, else $ENGRAM_STORE, else ./engram.db. A store remembers the embedder\n"
-    "it was made with; $ENGRAM_EMBEDDER and $ENGRAM_GENERATOR set --embedder and --generator."
+    "it was made with; $ENGRAM_EMBEDDER and $ENGRAM_GENERATOR set --embedder and --generator,\n"
+    "$ENGRAM_RETRIEVAL sets --retrieval."
 )
 
 
@@ -368,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
         "torch; models extra) or openai (default: $ENGRAM_EMBEDDER, else the one the store was "
         "made with, else onnx)",
     )
+    p.add_argument(
+        "--retrieval",
+        metavar="URL",
+        help="where search runs: local (index files beside a SQLite store; inside the database "
+        "for postgresql://), milvus://HOST:PORT/NAME (a Milvus server or cluster, collection "
+        "NAME) or milvus-lite:PATH (embedded Milvus Lite; milvus extra) (default: "
+        "$ENGRAM_RETRIEVAL, else local)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_add_parser(sub)
@@ -550,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _apply_environment(args)
-        return args.func(args)
+        with retrieval_environment(getattr(args, "retrieval", None)):
+            return args.func(args)
     except EngramError as exc:
         print(f"engram: error: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
 
@@ -160,3 +161,21 @@ def config_pairs(pairs: list[str] | None, extra: tuple[str, ...] = ()) -> dict[s
             f"--recall: unknown setting(s) {', '.join(unknown)}; see engram.config.Config"
         )
     return out
+
+
+@contextmanager
+def retrieval_environment(url: str | None) -> Iterator[None]:
+    """``--retrieval URL`` for one command: ``ENGRAM_RETRIEVAL`` while it runs, so every
+    ``Memory`` the command opens (the server's, an evaluation's, an agent's) searches there."""
+    if not url:
+        yield
+        return
+    before = os.environ.get("ENGRAM_RETRIEVAL")
+    os.environ["ENGRAM_RETRIEVAL"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ENGRAM_RETRIEVAL", None)
+        else:
+            os.environ["ENGRAM_RETRIEVAL"] = before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -83,6 +84,11 @@ class Memory:
         self._generator: Generator | None = None
         self._queries = QueryVectors()
         self.last_rerank_seconds = 0.0  # time the last search spent reranking (rerank_top)
+        # $ENGRAM_RETRIEVAL when none is named; "local" is the store's own default (index
+        # files beside a SQLite store, search inside the database for PostgreSQL)
+        retrieval = retrieval or os.environ.get("ENGRAM_RETRIEVAL") or None
+        if retrieval and retrieval.strip().lower() == "local":
+            retrieval = None
         try:
             self.retrieval: Retrieval = open_retrieval(self.store, self.config, retrieval)
         except BaseException:

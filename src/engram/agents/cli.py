@@ -96,7 +96,7 @@ def cmd_eval_locomo(args: argparse.Namespace) -> int:
         seed=args.seed,
         answer=args.answer,
         reader=args.reader,
-        settings=Settings(retrieval=args.retrieval, **views),
+        settings=Settings(retrieval=args.locomo_retrieval, **views),
         progress=sys.stderr.isatty(),
         **memory_options(args),
         **config,
@@ -142,6 +142,7 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--reader", choices=READERS, help="answer reader (default: config, auto)")
     p.add_argument(
         "--retrieval",
+        dest="locomo_retrieval",  # not the global --retrieval URL (where search runs)
         choices=["views", "plain"],
         default="views",
         help="views: turns + contexts + sentences (default); plain: hybrid search of turns",

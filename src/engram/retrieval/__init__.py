@@ -7,7 +7,10 @@ for PostgreSQL), or a backend URL whose scheme names the backend:
 - ``local`` (or ``local:DIR``): derived keyword and vector index files, by default in
   ``<store>.index/`` beside a SQLite store (engram.retrieval.local);
 - ``postgres``: full text and pgvector inside the PostgreSQL store's own database
-  (engram.retrieval.postgres).
+  (engram.retrieval.postgres);
+- ``milvus://HOST:PORT/NAME`` / ``milvus-lite:PATH``: BM25 and HNSW in a Milvus collection
+  (a server or cluster, or embedded Milvus Lite), fed from the store's changelog
+  (engram.retrieval.milvus).
 
 A third backend plugs in as one module implementing ``Retrieval`` (engram.retrieval.base)
 and one entry in ``BACKENDS``: ``scheme -> opener(store, config, url)``, imported lazily so
@@ -50,7 +53,19 @@ def _open_postgres(store: Store, config: Config, url: str) -> Retrieval:
     return PostgresRetrieval(store, config)
 
 
-BACKENDS: dict[str, Opener] = {"local": _open_local, "postgres": _open_postgres}
+def _open_milvus(store: Store, config: Config, url: str) -> Retrieval:
+    from engram.retrieval.milvus import MilvusRetrieval
+
+    return MilvusRetrieval(store, config, url)
+
+
+BACKENDS: dict[str, Opener] = {
+    "local": _open_local,
+    "postgres": _open_postgres,
+    "milvus": _open_milvus,  # milvus://HOST:PORT/NAME, a server or cluster
+    "milvus+https": _open_milvus,  # the same over TLS
+    "milvus-lite": _open_milvus,  # milvus-lite:PATH, embedded
+}
 
 
 def scheme_of(url: str) -> str:
