@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -21,7 +20,7 @@ from engram.index.vector import FlatVectorIndex
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
 from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
-from engram.retrieval import Retrieval, open_retrieval
+from engram.retrieval import Retrieval, chosen_url, open_retrieval
 from engram.retrieval.local import LocalRetrieval
 from engram.store import open_store
 from engram.store.base import ChunkRecord
@@ -84,13 +83,10 @@ class Memory:
         self._generator: Generator | None = None
         self._queries = QueryVectors()
         self.last_rerank_seconds = 0.0  # time the last search spent reranking (rerank_top)
-        # $ENGRAM_RETRIEVAL when none is named; "local" is the store's own default (index
-        # files beside a SQLite store, search inside the database for PostgreSQL)
-        retrieval = retrieval or os.environ.get("ENGRAM_RETRIEVAL") or None
-        if retrieval and retrieval.strip().lower() == "local":
-            retrieval = None
-        try:
-            self.retrieval: Retrieval = open_retrieval(self.store, self.config, retrieval)
+        try:  # the URL given, else $ENGRAM_RETRIEVAL, else the store's own default
+            self.retrieval: Retrieval = open_retrieval(
+                self.store, self.config, chosen_url(retrieval)
+            )
         except BaseException:
             self.store.close()
             raise

@@ -19,6 +19,7 @@ its client library is needed only when it is used.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from engram.config import Config
@@ -33,6 +34,7 @@ __all__ = [
     "Candidates",
     "Retrieval",
     "Scope",
+    "chosen_url",
     "default_retrieval",
     "open_retrieval",
     "scheme_of",
@@ -77,6 +79,13 @@ def scheme_of(url: str) -> str:
 def default_retrieval(store: Store) -> str:
     """The store's own backend: in the database for PostgreSQL, index files for SQLite."""
     return "postgres" if store.kind == "postgresql" else "local"
+
+
+def chosen_url(url: str | None) -> str | None:
+    """``url``, else ``$ENGRAM_RETRIEVAL``; ``local`` (or nothing) means the store's own default
+    (index files beside a SQLite store, search inside the database for PostgreSQL): None."""
+    url = url or os.environ.get("ENGRAM_RETRIEVAL") or None
+    return None if url and url.strip().lower() == "local" else url
 
 
 def open_retrieval(store: Store, config: Config, url: str | None = None) -> Retrieval:
