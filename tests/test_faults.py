@@ -43,18 +43,18 @@ def test_disk_full_in_the_store_rolls_back_one_write_and_keeps_the_rest(
     real = SQLiteStore._insert_chunks
     calls = {"n": 0}
 
-    def insert(conn, doc_id, chunks, model, now):
+    def insert(self, conn, doc_id, chunks, model, now):
         calls["n"] += 1
         if calls["n"] > 5:
             raise sqlite3.OperationalError("database or disk is full")
-        return real(conn, doc_id, chunks, model, now)
+        return real(self, conn, doc_id, chunks, model, now)
 
     path = tmp_path / "full.db"
     with Memory(path, embedder=embedder, embed_batch=1) as mem:
-        monkeypatch.setattr(SQLiteStore, "_insert_chunks", staticmethod(insert))
+        monkeypatch.setattr(SQLiteStore, "_insert_chunks", insert)
         with pytest.raises(EngramError, match="disk is full.*rolled back"):
             mem.add(_docs(10))
-        monkeypatch.setattr(SQLiteStore, "_insert_chunks", staticmethod(real))  # space freed
+        monkeypatch.setattr(SQLiteStore, "_insert_chunks", real)  # space freed
         assert mem.stats()["documents"] == 5  # the writes before the full disk are kept
         assert mem.store.integrity_check() == "ok"
         report = mem.add(_docs(10))

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from engram.errors import EngramError
+
 log = logging.getLogger(__name__)
 
 
@@ -100,10 +102,17 @@ class SegmentedIndex:
         self.last_seq = 0
         self.deleted: set[int] = set()
         self.segments: list[Any] = []
-        self.segment_names: list[str] = []
+        self.segment_names: list[str | None] = []  # None: not saved yet
         self.dirty = False
         self.checksums: dict[str, str] = {}  # file name -> checksum, of files saved or verified
         self.damaged: list[str] = []  # what the last load found damaged
+
+    @property
+    def folder(self) -> Path:
+        """The index's folder (an index kept in memory only has none)."""
+        if self.directory is None:
+            raise EngramError(f"this {self.kind} index is kept in memory: it has no folder")
+        return self.directory
 
     # -- subclass hooks -------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -158,8 +167,8 @@ class SegmentedIndex:
     @contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
         """An advisory lock on the folder, so processes never read or sweep half a save."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "LOCK", "a") as f:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "LOCK", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
                 yield
@@ -175,7 +184,7 @@ class SegmentedIndex:
             self._save()
 
     def _save(self) -> None:
-        seg_dir = self.directory / "segments"
+        seg_dir = self.folder / "segments"
         seg_dir.mkdir(parents=True, exist_ok=True)
         for i, seg in enumerate(self.segments):
             name = self.segment_names[i]
@@ -200,9 +209,9 @@ class SegmentedIndex:
         self._stamp_saved(manifest["checksums"])
         manifest["checksum"] = manifest_checksum(manifest)
         name = f"manifest-{tag}.json"
-        _fsync_write(self.directory / name, json.dumps(manifest).encode())
-        _fsync_write(self.directory / "CURRENT.tmp", name.encode())
-        os.replace(self.directory / "CURRENT.tmp", self.directory / "CURRENT")
+        _fsync_write(self.folder / name, json.dumps(manifest).encode())
+        _fsync_write(self.folder / "CURRENT.tmp", name.encode())
+        os.replace(self.folder / "CURRENT.tmp", self.folder / "CURRENT")
         self.dirty = False
         self._collect_garbage(manifest, name)
 
@@ -219,7 +228,7 @@ class SegmentedIndex:
         keep = self._kept_stems(manifest)
         extra = {v.split(".")[0] for k, v in manifest.items() if k.startswith("file_")}
         out = {}
-        for path in sorted((self.directory / "segments").iterdir()):
+        for path in sorted((self.folder / "segments").iterdir()):
             stem = path.name.split(".")[0]
             if stem in keep:
                 known = None if stem in extra else self.checksums.get(path.name)
@@ -229,10 +238,10 @@ class SegmentedIndex:
 
     def _collect_garbage(self, manifest: dict[str, Any], current: str) -> None:
         keep = self._kept_stems(manifest)
-        for path in (self.directory / "segments").iterdir():
+        for path in (self.folder / "segments").iterdir():
             if path.name.split(".")[0] not in keep:
                 path.unlink(missing_ok=True)
-        for path in self.directory.glob("manifest-*.json"):
+        for path in self.folder.glob("manifest-*.json"):
             if path.name != current:
                 path.unlink(missing_ok=True)
 
@@ -242,14 +251,14 @@ class SegmentedIndex:
         self.reset()
         self.dirty = False
         self.damaged = []
-        if self.directory is None or not (self.directory / "CURRENT").exists():
+        if self.directory is None or not (self.folder / "CURRENT").exists():
             return False
         with self._locked(exclusive=False):
             return self._load()
 
     def _read_manifest(self) -> dict[str, Any]:
-        name = (self.directory / "CURRENT").read_text().strip()
-        manifest = json.loads((self.directory / name).read_text())
+        name = (self.folder / "CURRENT").read_text().strip()
+        manifest = json.loads((self.folder / name).read_text())
         if not isinstance(manifest, dict) or manifest.get("checksum") != manifest_checksum(
             manifest
         ):
@@ -262,7 +271,7 @@ class SegmentedIndex:
         A file whose size, mtime, ctime and inode are those recorded when it last verified
         (``VERIFIED.json``) is not read again, unless ``full``: any write to a file changes its
         ctime, so reopening a large store re-hashes only the files written since."""
-        seg_dir = self.directory / "segments"
+        seg_dir = self.folder / "segments"
         stamps = {} if full else self._read_stamps()
         verified: dict[str, list] = {}
         bad = []
@@ -284,7 +293,7 @@ class SegmentedIndex:
 
     def _stamp_saved(self, checksums: dict[str, str]) -> None:
         """Record the files just hashed, so that the next open does not read them again."""
-        seg_dir = self.directory / "segments"
+        seg_dir = self.folder / "segments"
         stamps = {}
         for fname, expected in checksums.items():
             try:
@@ -295,23 +304,23 @@ class SegmentedIndex:
 
     def _read_stamps(self) -> dict[str, list]:
         try:
-            stamps = json.loads((self.directory / STAMPS).read_text())
+            stamps = json.loads((self.folder / STAMPS).read_text())
             return stamps if isinstance(stamps, dict) else {}
         except (OSError, ValueError):
             return {}
 
     def _write_stamps(self, stamps: dict[str, list]) -> None:
         """Best effort (a read-only folder just means hashing again next time)."""
-        tmp = self.directory / f"{STAMPS}.{uuid.uuid4().hex[:8]}"
+        tmp = self.folder / f"{STAMPS}.{uuid.uuid4().hex[:8]}"
         try:
             tmp.write_text(json.dumps(stamps))
-            os.replace(tmp, self.directory / STAMPS)
+            os.replace(tmp, self.folder / STAMPS)
         except OSError:
             tmp.unlink(missing_ok=True)
 
     def verify(self) -> list[str]:
         """Problems found in the saved files (empty when every checksum holds)."""
-        if self.directory is None or not (self.directory / "CURRENT").exists():
+        if self.directory is None or not (self.folder / "CURRENT").exists():
             return []
         with self._locked(exclusive=False):
             try:
@@ -345,7 +354,7 @@ class SegmentedIndex:
             elif bad:
                 self.damaged = bad
                 raise IndexDamage(f"{', '.join(bad)} fails its checksum")
-            seg_dir = self.directory / "segments"
+            seg_dir = self.folder / "segments"
             self.segments = [self._load_segment(seg_dir / s) for s in manifest["segments"]]
             self.segment_names = list(manifest["segments"])
             deleted = np.load(seg_dir / manifest["deleted"])

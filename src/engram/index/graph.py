@@ -110,9 +110,10 @@ class HnswGraph:
         if index.ntotal != len(table):
             raise ValueError(f"graph {graph} holds {index.ntotal} rows, its id table {len(table)}")
         self = cls.__new__(cls)
-        self.dim, self.m = index.d, index.hnsw.nb_neighbors(1)
+        hnsw = getattr(index, "hnsw")  # noqa: B009 (faiss's stubs do not declare it)
+        self.dim, self.m = index.d, hnsw.nb_neighbors(1)
         self.ef_construction, self.ef_search = ef_construction, ef_search
-        index.hnsw.efConstruction, index.hnsw.efSearch = ef_construction, ef_search
+        hnsw.efConstruction, hnsw.efSearch = ef_construction, ef_search
         self.index = index
         self._ids = array("q", table.astype(np.int64).tobytes())
         self._live = int((table >= 0).sum())

@@ -193,7 +193,7 @@ class KeywordIndex(SegmentedIndex):
 
     def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
         name = f"vocab-{tag}.npz"
-        terms = np.array(sorted(self.vocab, key=self.vocab.get), dtype=object)
+        terms = np.array(sorted(self.vocab, key=lambda t: self.vocab[t]), dtype=object)
         with open(seg_dir / name, "wb") as f:
             np.savez(
                 f,

@@ -175,22 +175,24 @@ class FlatVectorIndex(SegmentedIndex):
 
     def _search_ivf(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]] | None:
+    ) -> list[tuple[int, float]]:
+        ivf = self.ivf
+        assert ivf is not None  # called only when the lists are built
         nprobe = self.ivf_nprobe
         while True:
-            ids, scores = self.ivf.scan(q, nprobe)
+            ids, scores = ivf.scan(q, nprobe)
             keep = np.ones(len(ids), dtype=bool)
             if self.deleted:
                 keep &= ~np.isin(ids, self._deleted_sorted())
             if allowed is not None:
                 keep &= np.isin(ids, allowed)
-            if keep.sum() >= k or nprobe >= self.ivf.nlist:
+            if keep.sum() >= k or nprobe >= ivf.nlist:
                 break
             if allowed is None and not self.deleted:
                 break
             nprobe *= 4
         ids, scores = top_k(ids[keep], scores[keep], k)
-        tail = self._search_exact(q, k, allowed, min_id=self.ivf.max_id)
+        tail = self._search_exact(q, k, allowed, min_id=ivf.max_id)
         if tail:
             t_ids = np.array([i for i, _ in tail], dtype=np.int64)
             t_sc = np.array([s for _, s in tail], dtype=np.float32)
@@ -198,10 +200,11 @@ class FlatVectorIndex(SegmentedIndex):
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
     def _new_graph(self) -> HnswGraph:
+        assert self.dim is not None  # fixed before any row is added
         return HnswGraph(self.dim, self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search)
 
     def _hnsw_add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        if len(ids):
+        if len(ids) and self.hnsw is not None:
             self.hnsw.add(ids, vecs, threads=self.threads)
 
     def build_hnsw(self) -> None:
@@ -325,8 +328,8 @@ class FlatVectorIndex(SegmentedIndex):
 
     def _peek_manifest(self) -> dict[str, Any] | None:
         try:
-            name = (self.directory / "CURRENT").read_text().strip()
-            return json.loads((self.directory / name).read_text())
+            name = (self.folder / "CURRENT").read_text().strip()
+            return json.loads((self.folder / name).read_text())
         except (OSError, ValueError):
             return None  # the base class reports and rebuilds
 
@@ -404,12 +407,14 @@ class FlatVectorIndex(SegmentedIndex):
     def _search_hnsw(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]] | None:
-        live = len(self.hnsw)
+        graph = self.hnsw
+        assert graph is not None  # called only when the graph is built
+        live = len(graph)
         if live <= 0:
             return []
         share = 1.0 if allowed is None else min(1.0, len(allowed) / live)
         fetch = min(live, int(k / share * 1.5) + k)
-        ids, scores = self.hnsw.search(q, fetch)
+        ids, scores = graph.search(q, fetch)
         if len(ids) < min(k, live):  # fewer reachable live rows than asked for
             return None
         if allowed is not None:
