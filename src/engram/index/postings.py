@@ -50,7 +50,7 @@ class MetadataPostings:
     def lookup(self, where: dict | None) -> np.ndarray | None:
         """Sorted chunk ids matching ``where``, or None when it is not a simple filter."""
         eq = simple_equalities(where)
-        if eq is None:
+        if eq is None or self.store.kind != "sqlite":  # the value query below is SQLite's
             return None
         head = self.store.max_seq()
         out = None
@@ -65,12 +65,12 @@ class MetadataPostings:
             "FROM chunks c JOIN documents d ON c.document_id = d.id"
         )
         if ids is None:
-            return self.store.conn.execute(sql).fetchall()
+            return self.store.read(sql)
         rows = []
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
             marks = ",".join("?" * len(part))
-            rows += self.store.conn.execute(sql + f" WHERE c.id IN ({marks})", part).fetchall()
+            rows += self.store.read(sql + f" WHERE c.id IN ({marks})", part)
         return rows
 
     @staticmethod
