@@ -39,6 +39,22 @@ class Scope:
         return not self.empty and self.namespaces is None and not self.where
 
 
+def net_changes(changes: Sequence[tuple[int, str, int]]) -> tuple[list[int], list[int]]:
+    """A changelog batch ``(seq, op, chunk id)`` folded to ``(added, removed)`` chunk ids:
+    a chunk added and then removed within the batch is in neither; ``added`` keeps the order
+    of first addition."""
+    pending: dict[int, None] = {}
+    removed: list[int] = []
+    for _, op, cid in changes:
+        if op == "add":
+            pending[cid] = None
+        elif cid in pending:
+            del pending[cid]
+        else:
+            removed.append(cid)
+    return list(pending), removed
+
+
 EVERYTHING = Scope()
 NOTHING = Scope(empty=True)
 

@@ -21,7 +21,7 @@ from engram.index.base import SegmentedIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
-from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope
+from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
 from engram.store.base import Store
 from engram.types import DEFAULT_NAMESPACE
 
@@ -149,18 +149,9 @@ class LocalRetrieval:
         return applied
 
     def _apply(self, index: SegmentedIndex, changes: list[tuple[int, str, int]]) -> None:
-        pending: dict[int, None] = {}
-        removed: list[int] = []
-        for _, op, cid in changes:
-            if op == "add":
-                pending[cid] = None
-            elif cid in pending:
-                del pending[cid]
-            else:
-                removed.append(cid)
+        ids, removed = net_changes(changes)
         index.remove(removed)
-        if pending:
-            ids = list(pending)
+        if ids:
             if isinstance(index, KeywordIndex):
                 texts = self.store.chunk_texts(ids)
                 index.add([(i, texts[i], None) for i in ids if i in texts])

@@ -33,7 +33,7 @@ import numpy as np
 from engram.config import Config
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.analyzer import analyze
-from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope
+from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
 from engram.retrieval.milvus_filter import (
     FALSE,
     TRUE,
@@ -455,18 +455,9 @@ class MilvusRetrieval:
         self._unflushed = 0
 
     def _apply(self, changes: list[tuple[int, str, int]]) -> None:
-        pending: dict[int, None] = {}
-        removed: list[int] = []
-        for _, op, cid in changes:
-            if op == "add":
-                pending[cid] = None
-            elif cid in pending:
-                del pending[cid]
-            else:
-                removed.append(cid)
+        ids, removed = net_changes(changes)
         if removed:
             self.client.delete(self.collection, ids=removed)
-        ids = list(pending)
         for start in range(0, len(ids), _BATCH):
             rows = self._rows(ids[start : start + _BATCH])
             if rows:
