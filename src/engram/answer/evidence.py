@@ -99,13 +99,12 @@ def rank_sentences(
     df = Counter(t for ts in terms for t in ts & wanted)
     n = len(sentences)
     idf = {t: math.log(1 + (n + 1) / (df.get(t, 0) + 0.5)) for t in wanted}
-    topics = {
-        number: set(analyze(title.replace("_", " "), language)) & wanted
-        for number, title in (titles or {}).items()
-    }
+    weights: dict[int, dict[str, float]] = {}  # per passage: its title's terms count less
+    for number in {s.source for s in sentences}:
+        topic = set(analyze((titles or {}).get(number, "").replace("_", " "), language))
+        weights[number] = {t: idf[t] * (TITLE_WEIGHT if t in topic else 1.0) for t in wanted}
     for sentence, ts in zip(sentences, terms, strict=True):
-        topic = topics.get(sentence.source, set())
-        weight = {t: idf[t] * (TITLE_WEIGHT if t in topic else 1.0) for t in wanted}
+        weight = weights[sentence.source]
         found = ts & wanted
         sentence.matched = len(found)
         sentence.score = sum(weight[t] for t in found) / (sum(weight.values()) or 1.0)
