@@ -18,6 +18,7 @@ from engram.recall.documents import add_document_vectors, document_vectors, pool
 from engram.recall.feedback import add_rankings, expansion_terms, rocchio
 from engram.recall.fusion import Ranking
 from engram.recall.rerank import rerank_hits
+from engram.retrieval.base import Scope
 from engram.types import Hit
 
 Legs = tuple[list[tuple[int, float]], list[tuple[int, float]]]
@@ -30,7 +31,7 @@ def feedback(
     kw: Ranking,
     vec: Ranking,
     n: int,
-    scope: Any,
+    scope: Scope,
 ) -> Legs:
     """The legs after pseudo-relevance feedback (``rm3_terms``, ``rocchio_weight``)."""
     c = memory.config
@@ -56,7 +57,7 @@ def query_alpha(config: Any, kw: Ranking, vec: Ranking, alpha: float) -> float:
 
 
 def documents(
-    memory: Any, fused: dict[int, float], query_vector: np.ndarray | None, scope: Any
+    memory: Any, fused: dict[int, float], query_vector: np.ndarray | None, scope: Scope
 ) -> dict[int, float]:
     """Fused chunk scores with document pooling (``doc_pool_decay``) and whole-document
     vectors (``doc_vector_weight``) applied."""
@@ -74,7 +75,7 @@ def documents(
     return fused
 
 
-def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Any) -> dict[int, Any]:
+def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Scope) -> dict[int, Any]:
     """Every stored chunk of the candidates' documents, mapped to its document."""
     by_namespace: dict[str, set[str]] = {}
     for namespace, key in doc_of.values():
@@ -82,9 +83,8 @@ def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Any) -> dict[in
     out: dict[int, Any] = {}
     for namespace, keys in by_namespace.items():
         ids = memory.store.allowed_ids([namespace], {"doc_id": {"$in": sorted(keys)}})
-        allowed = getattr(scope, "resolved", None)  # local backend: the allowed chunk ids
-        if isinstance(allowed, np.ndarray):
-            ids = np.intersect1d(ids, allowed)
+        if isinstance(scope.resolved, np.ndarray):  # local backend: the allowed chunk ids
+            ids = np.intersect1d(ids, scope.resolved)
         rows = memory.store.hit_rows([int(i) for i in ids])
         out.update({cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()})
     return out
