@@ -6,8 +6,10 @@ Each variant adds the same first ``--docs`` SciFact documents to a fresh store w
 int8 MiniLM (the default embedder) wrapped in a timer; "store" is the rest of ``Memory.add`` +
 ``save()`` (chunking, token counting, SQL rows, keyword and vector indexes). Variants:
 ``unsorted`` batches texts in their given order (the embedder before this change), ``default``
-batches texts of similar length; ``threadsN`` runs the embedder on N threads. Variants run one
-after another in one process, in the order given, after one warm-up embedding per variant.
+batches texts of similar length on one thread per core; ``threadsN`` runs it on N threads;
+``torch`` is the torch MiniLM on one thread (the default embedder before the ONNX one).
+Variants run one after another in one process, in the order given, after one warm-up
+embedding per variant.
 """
 
 from __future__ import annotations
@@ -47,10 +49,14 @@ class TimedEmbedder:
 
 
 def embedder_for(variant: str) -> Any:
+    from engram.embed.local import SentenceTransformerEmbedder
     from engram.embed.onnx import OnnxEmbedder
 
-    threads = int(variant[len("threads") :]) if variant.startswith("threads") else 1
-    emb = OnnxEmbedder(threads=threads)
+    if variant == "torch":  # the default before the ONNX one: torch MiniLM, one thread
+        emb: Any = SentenceTransformerEmbedder(threads=1)
+    else:
+        threads = int(variant[len("threads") :]) if variant.startswith("threads") else None
+        emb = OnnxEmbedder(threads=threads)  # None: the default, one thread per core
     if variant == "unsorted":
         emb.embed = emb._embed_sorted  # batches in the given order
     emb.embed(["warm up"])

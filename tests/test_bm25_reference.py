@@ -7,8 +7,11 @@ import random
 import bm25s
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from engram.index.analyzer import analyze
+from engram.index import keyword as keyword_module
+from engram.index.analyzer import analyze, term_of, word_runs
 from engram.index.keyword import KeywordIndex
 
 WORDS = [
@@ -104,3 +107,24 @@ def test_saved_index_scores_like_the_live_one(tmp_path):
     assert again.load() and again.last_seq == 202
     for q in ("river bank", "queen court law", "violin"):
         assert again.search(q, k=20) == idx.search(q, k=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_bulk_word_runs_give_the_terms_of_analyze(text):
+    """Indexing cuts words with ``word_runs`` and maps each through ``term_of`` (memoised);
+    the terms must be exactly those ``analyze`` gives, which queries use."""
+    terms = [term_of(w) for w in word_runs(text)]
+    assert [t for t in terms if t is not None] == analyze(text)
+
+
+def test_word_memo_overflow_indexes_the_same(monkeypatch):
+    docs = make_corpus(120, 5) + ["Ünïcödé wörds, digits 7 8 and a_b c", "x y z 1 22"]
+    whole = KeywordIndex(None)
+    whole.add([(i + 1, d, None) for i, d in enumerate(docs)])
+    monkeypatch.setattr(keyword_module, "_WORD_MEMO", 5)  # almost every word misses the memo
+    small = KeywordIndex(None)
+    small.add([(i + 1, d, None) for i, d in enumerate(docs)])
+    assert len(small._word_ids) <= 5
+    for query in ("piano drum", "wörds digits 7", "a_b 22", "music letter ink"):
+        assert small.search(query, k=20) == whole.search(query, k=20)

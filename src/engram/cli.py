@@ -361,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", help="SQLite file or postgresql:// URL (default: $ENGRAM_STORE or ./engram.db)"
     )
     p.add_argument(
-        "--threads", type=int, help="threads for local models (default: $ENGRAM_THREADS, else 1)"
+        "--threads",
+        type=int,
+        help="threads for local models and index builds (default: $ENGRAM_THREADS, else the cores)",
     )
     p.add_argument(
         "--embedder",

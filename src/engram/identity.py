@@ -5,16 +5,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from engram.types import Document
 
+_METADATA = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
+def metadata_json(metadata: dict) -> str:
+    """A document's metadata as stored and hashed: JSON with sorted keys (one encoder, built
+    once: ``json.dumps`` with options builds a new one per call)."""
+    return _METADATA.encode(metadata)
+
 
 def content_hash(*parts: str) -> str:
+    return _hash(*parts).hexdigest()
+
+
+def _hash(*parts: str) -> Any:
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
-    return h.hexdigest()
+    return h
 
 
 def document_key(doc: Document) -> str:
@@ -26,6 +39,17 @@ def document_key(doc: Document) -> str:
 def document_identity(doc: Document) -> tuple[str, str]:
     """``(key, digest)``: the document's key (``document_key``) and a hash of everything
     stored about it, so re-adding an unchanged document does nothing."""
-    meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
-    digest = content_hash(doc.text, doc.title, doc.source, meta)
-    return document_key(doc), digest
+    key, digest, _ = document_hashes(doc)
+    return key, digest
+
+
+def document_hashes(doc: Document) -> tuple[str, str, str]:
+    """``document_identity`` and ``content_hash(doc.text)``, the text hashed once (the
+    digest's hash starts as the text's: it is copied and continued)."""
+    text = _hash(doc.text)
+    text_hash = text.hexdigest()
+    rest = text.copy()
+    for p in (doc.title, doc.source, metadata_json(doc.metadata)):
+        rest.update(p.encode("utf-8", "surrogatepass"))
+        rest.update(b"\x00")
+    return doc.id or f"sha256:{text_hash[:32]}", rest.hexdigest(), text_hash

@@ -17,6 +17,7 @@ from engram.errors import EngramError, NamespaceError
 from engram.identity import content_hash, document_identity, document_key
 from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
+from engram.ingest.bulk import load_batches
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
 from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
@@ -263,18 +264,14 @@ class Memory:
         vectors: np.ndarray,
         *,
         namespace: str = DEFAULT_NAMESPACE,
-        batch: int = 5000,
+        batch: int = 25_000,
     ) -> int:
         """Bulk-load documents with vectors computed elsewhere: one chunk per document, no
         chunking or embedding, many documents per transaction. Returns documents written."""
         check_namespace(namespace)
         emb = self._check_embedder()
-        written = 0
-        for rows in vector_rows(docs, vectors, emb, batch):
-            written += self.store.write_documents(namespace, rows, emb.model_id)
-            # One index save at the end, not one per save_every_changes rows: each save
-            # rewrites the HNSW graph. A crash meanwhile loses nothing (the indexes catch up).
-            self.retrieval.sync(autosave=False)
+        rows = vector_rows(docs, vectors, emb, batch)
+        written = load_batches(self.store, self.retrieval, rows, namespace, emb.model_id)
         self.save()
         return written
 

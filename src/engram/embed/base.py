@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from engram.errors import EngramError
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -20,11 +22,26 @@ class Embedder(Protocol):
 
 
 def default_threads() -> int:
-    """Threads for local models: ``ENGRAM_THREADS``, else 1 (fastest on shared small machines)."""
-    try:
-        return max(1, int(os.environ.get("ENGRAM_THREADS", "1")))
-    except ValueError:
-        return 1
+    """Threads for embedders and index builds: ``ENGRAM_THREADS``, else the cores this
+    process may run on (``--threads N`` and ``Config.threads`` override both)."""
+    return threads_from_env(cpu_count())
+
+
+def threads_from_env(default: int) -> int:
+    """``ENGRAM_THREADS`` if set (a positive integer, else a one-line error), else ``default``."""
+    value = os.environ.get("ENGRAM_THREADS", "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise EngramError(f"ENGRAM_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engram.embed.base import threads_from_env
 from engram.errors import GenerationError
 from engram.generate.base import (
     BaseGenerator,
@@ -87,17 +88,9 @@ def default_cache_dir() -> Path:
 
 
 def default_threads() -> int:
-    """``$ENGRAM_THREADS`` if set, else 1 (more threads on a busy small machine are slower)."""
-    env = os.environ.get("ENGRAM_THREADS", "").strip()
-    if not env:
-        return 1
-    try:
-        value = int(env)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise GenerationError(f"ENGRAM_THREADS must be a positive integer, got {env!r}")
-    return value
+    """``$ENGRAM_THREADS`` if set, else 1: greedy decoding may differ with the thread count,
+    so answers stay those measured unless threads are asked for."""
+    return threads_from_env(1)
 
 
 def default_gguf_path() -> Path:

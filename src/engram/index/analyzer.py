@@ -176,3 +176,26 @@ def analyze(text: str, language: str = "english") -> list[str]:
                 if len(memo) < _STEMS_MAX:
                     memo[w] = s
     return out  # type: ignore[return-value]
+
+
+_WORD_RUN = re.compile(r"\w+", re.UNICODE)
+# ASCII text: word characters stay, everything else becomes a space (``str.split`` then cuts).
+_ASCII_WORDS = str.maketrans(
+    {chr(i): chr(i) if chr(i).isalnum() or chr(i) == "_" else " " for i in range(128)}
+)
+
+
+def word_runs(text: str) -> list[str]:
+    """Lowercase runs of word characters, single letters included: ``tokenize`` without its
+    filter, twice as fast on ASCII text. ``term_of`` maps what ``tokenize`` drops to None."""
+    if text.isascii():
+        return text.lower().translate(_ASCII_WORDS).split()
+    return _WORD_RUN.findall(text.lower())
+
+
+def term_of(word: str, language: str = "english") -> str | None:
+    """The index term of one word run, None where ``analyze`` has none (a stopword, or one
+    character that is not a digit): ``analyze`` word by word, for bulk indexing."""
+    if word in STOPWORDS or (len(word) == 1 and not word.isdecimal()):
+        return None
+    return _stemmer(language).stemWord(word)

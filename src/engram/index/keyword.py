@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from engram.index.analyzer import analyze
+from engram.index.analyzer import analyze, term_of, word_runs
 from engram.index.base import SegmentedIndex, mask_of, positions_of
+
+_WORD_MEMO = 1_000_000  # distinct tokens memoised (term ids), about 100 MB at most
 
 
 @dataclass
@@ -58,6 +61,7 @@ class KeywordIndex(SegmentedIndex):
     def reset(self) -> None:
         super().reset()
         self.vocab: dict[str, int] = {}
+        self._word_ids: dict[str, int] = {}  # token -> term id (-1: stopword), a memo
         self.df = np.zeros(1024, dtype=np.int64)
         self.total_length = 0.0
         self.n_docs = 0
@@ -79,32 +83,57 @@ class KeywordIndex(SegmentedIndex):
                 self.df = np.concatenate([self.df, np.zeros(len(self.df), dtype=np.int64)])
         return tid
 
+    def _term_ids(self, words: list[str]) -> np.ndarray:
+        """Term ids of lowercase tokens, -1 for stopwords: ``analyze`` through a memo of
+        word -> term id (one dictionary lookup per token; the stemmer runs once per word)."""
+        memo = self._word_ids
+        found = list(map(memo.get, words))
+        if None in found:
+            missing: dict[str, int] = {}
+            for w, t in zip(words, found, strict=True):
+                if t is None and w not in missing:
+                    missing[w] = self.term_id_of_word(w)
+            if len(memo) + len(missing) <= _WORD_MEMO:
+                memo.update(missing)
+                found = list(map(memo.get, words))
+            else:
+                found = [missing[w] if t is None else t for w, t in zip(words, found, strict=True)]
+        return np.array(found, dtype=np.int64)
+
     def add(self, rows: Sequence[tuple[int, str, Any]]) -> None:
         if not rows:
             return
-        terms = [analyze(text, self.language) for _, text, _ in rows]
-        lens = np.fromiter((len(t) for t in terms), dtype=np.int64, count=len(terms))
-        flat = [t for ts in terms for t in ts]
-        get = self.vocab.get
-        tids = [get(t) for t in flat]
-        if None in tids:
-            for i, t in enumerate(flat):
-                if tids[i] is None:
-                    tids[i] = self._term_id(t)
-        v = len(self.vocab)
+        tokens = [word_runs(text) for _, text, _ in rows]
+        counts = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        tids = self._term_ids(list(chain.from_iterable(tokens)))
+        self.add_terms([r[0] for r in rows], counts, tids)
+
+    def term_id_of_word(self, word: str) -> int:
+        """The term id of one word run (``analyzer.word_runs``), -1 where it has no term."""
+        term = term_of(word, self.language)
+        return -1 if term is None else self._term_id(term)
+
+    def add_terms(self, ids: Sequence[int], counts: np.ndarray, tids: np.ndarray) -> None:
+        """Add documents ``ids`` given as the term ids of their word runs, in order, -1 for
+        runs without a term: ``counts[i]`` of them for document ``ids[i]``."""
+        n = len(ids)
         col0 = len(self._mem_ids)
+        cols = np.repeat(np.arange(col0, col0 + n, dtype=np.int64), counts)
+        kept = tids >= 0  # stopwords are -1
+        cols, tids = cols[kept], tids[kept]
+        lens = np.bincount(cols - col0, minlength=n)
+        v = len(self.vocab)
         # (document, term) pairs counted at once: key = column * vocabulary size + term id
-        cols = np.repeat(np.arange(col0, col0 + len(rows), dtype=np.int64), lens)
-        key, tf = np.unique(cols * v + np.asarray(tids, dtype=np.int64), return_counts=True)
+        key, tf = np.unique(cols * v + tids, return_counts=True)
         u_cols, u_tids = np.divmod(key, v)
         self.df[:v] += np.bincount(u_tids, minlength=v)
         self._mem_rows.append(u_tids)
         self._mem_cols.append(u_cols)
         self._mem_tfs.append(tf)
-        self._mem_ids.extend(int(r[0]) for r in rows)
+        self._mem_ids.extend(int(i) for i in ids)
         self._mem_lens.extend(lens.tolist())
         self.total_length += float(lens.sum())
-        self.n_docs += len(rows)
+        self.n_docs += n
         self.dirty = True
         if len(self._mem_ids) >= self.memtable_docs:
             self.freeze()
@@ -206,6 +235,7 @@ class KeywordIndex(SegmentedIndex):
         z = np.load(seg_dir / manifest["file_vocab"])
         terms = json.loads(str(z["terms"]))
         self.vocab = {t: i for i, t in enumerate(terms)}
+        self._word_ids = {}
         self.df = np.concatenate([z["df"], np.zeros(1024, dtype=np.int64)])
         self.total_length = float(manifest["total_length"])
         self.n_docs = int(manifest["n_docs"])

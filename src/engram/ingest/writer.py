@@ -15,7 +15,7 @@ import numpy as np
 from engram.config import Config
 from engram.embed import Embedder
 from engram.errors import EmbeddingMismatchError, IngestError
-from engram.identity import content_hash, document_identity
+from engram.identity import content_hash, document_hashes, document_identity
 from engram.ingest.chunking import chunk_text
 from engram.ingest.report import AddReport
 from engram.store.base import ChunkRecord
@@ -204,7 +204,7 @@ def vector_rows(
         for doc, vec in zip(
             docs[start : start + batch], vectors[start : start + batch], strict=True
         ):
-            key, digest = document_identity(doc)
+            key, digest, text_hash = document_hashes(doc)
             chunk = Chunk(doc.text, 0, 0, len(doc.text))
-            rows.append((doc, key, digest, [ChunkRecord(chunk, content_hash(doc.text), vec)]))
+            rows.append((doc, key, digest, [ChunkRecord(chunk, text_hash, vec)]))
         yield rows

@@ -6,12 +6,12 @@ each chunk added or deleted in the ``changes`` table, which derived indexes foll
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
 import psycopg
 
+from engram.identity import metadata_json
 from engram.store.base import ChunkRecord, WriteResult
 from engram.store.sqlbase import Row
 from engram.types import Document
@@ -100,7 +100,7 @@ def write_many(
 
 
 def _meta(doc: Document) -> str:
-    return json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True, default=str)
+    return metadata_json(doc.metadata)
 
 
 def _update_documents(

@@ -15,7 +15,6 @@ Everything else here is written once.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from engram.errors import EngramError
+from engram.identity import metadata_json
 from engram.store.base import ChunkRecord, DocumentRow, WriteResult
 from engram.store.filters import compile_where
 from engram.types import Document
@@ -52,6 +52,9 @@ class SqlStore:
 
     def transaction(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
+
+    def bulk_writes(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def snapshot(self) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -193,16 +196,13 @@ class SqlStore:
                 )
             )
 
-    def write_documents(self, namespace: str, rows: Sequence[Row], model: str) -> int:
-        """Write many documents in one transaction (bulk loads); returns those changed."""
+    def write_documents(self, namespace: str, rows: Sequence[Row], model: str) -> list[WriteResult]:
+        """Write many documents in one transaction (bulk loads); a result per row, in order."""
         if rows:
             self._prepare(rows[0][3])
         now = time.time()
         with self._ingest_errors("documents"):
-            results = self._write_tx(
-                lambda conn: self._write_rows(conn, namespace, rows, model, now)
-            )
-        return sum(r.status != "unchanged" for r in results)
+            return self._write_tx(lambda conn: self._write_rows(conn, namespace, rows, model, now))
 
     def append_chunks(self, doc_id: int, chunks: Sequence[ChunkRecord], model: str) -> list[int]:
         """Add chunks to a stored document in one transaction (large documents are written in
@@ -224,7 +224,7 @@ class SqlStore:
         now: float,
     ) -> WriteResult:
         """Insert, replace or keep one document (in the caller's transaction)."""
-        P, meta = self.P, json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True, default=str)
+        P, meta = self.P, metadata_json(doc.metadata)
         conn.execute(
             f"INSERT INTO namespaces(name, created_at) VALUES ({P}, {P}) "
             "ON CONFLICT (name) DO NOTHING",

@@ -14,16 +14,18 @@ from typing import Any
 import numpy as np
 
 from engram.errors import EngramError, StoreNotFoundError
-from engram.store.base import ChunkRecord
+from engram.store.base import ChunkRecord, WriteResult
 from engram.store.filters import (
     compile_where,
     json_path_literal,
     metadata_index_name,
     metadata_path,
 )
-from engram.store.sqlbase import SqlStore
+from engram.store.sqlbase import Row, SqlStore
+from engram.store.sqlite_write import has_nul, insert_documents, known_keys
 
 _BATCH = 900  # stay under SQLite's parameter limit
+_BULK_CACHE_KIB = 256 * 1024  # the page cache during bulk writes
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -123,6 +125,21 @@ class SQLiteStore(SqlStore):
         return np.frombuffer(value, dtype=np.float32)
 
     @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """A 256 MiB page cache while bulk writes run (SQLite's default is 2 MiB): the pages of
+        the indexes on random keys (document keys, chunk hashes) that a batch dirties then
+        reach the log once per transaction, not once per row; at 1M rows that halves the
+        write time."""
+        with self.lock:
+            before = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+            self.conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+    @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside the block see one state of the file (a read transaction; other
         processes may write meanwhile, WAL keeps this view)."""
@@ -198,6 +215,29 @@ class SQLiteStore(SqlStore):
             added.append(cid)
         self._log_changes(conn, "add", added, now)
         return added
+
+    def _write_rows(
+        self, conn: Any, namespace: str, rows: Sequence[Row], model: str, now: float
+    ) -> list[WriteResult]:
+        """Documents with new keys in one bulk insert; known keys one by one (kept or
+        replaced). A key twice in ``rows``, or a NUL in a text: all in order, one by one."""
+        keys = [key for _, key, _, _ in rows]
+        if len(rows) < 2 or len(set(keys)) < len(keys) or has_nul(rows):
+            return super()._write_rows(conn, namespace, rows, model, now)
+        conn.execute(
+            "INSERT INTO namespaces(name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (namespace, now),
+        )
+        known = known_keys(conn, namespace, keys)
+        results: list[WriteResult | None] = [  # stored documents first, kept or replaced
+            self._write_one(conn, namespace, doc, key, digest, chunks, model, doc.created_at, now)
+            if key in known
+            else None
+            for doc, key, digest, chunks in rows
+        ]
+        fresh = [row for row in rows if row[1] not in known]
+        added = iter(insert_documents(conn, namespace, fresh, model, now) if fresh else [])
+        return [r if r is not None else next(added) for r in results]
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""Bulk loads of documents whose vectors are given: the store writes one batch while the
+indexes take in the one before it.
+
+The SQLite store inserts a batch in a few statements that run without Python's global lock
+(``engram.store.sqlite_write``), so on two cores its writes overlap the indexing of the
+previous batch; in large loads a worker process cuts the texts into words meanwhile
+(``engram.index.wordpool``). The local indexes take each batch from memory
+(``LocalRetrieval.index_written``), never reading back what was just written, and only when
+the changelog shows that nothing else happened in between; otherwise they catch up from the
+changelog as after any write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from engram.retrieval import Retrieval
+from engram.retrieval.local import LocalRetrieval
+from engram.store.base import DocumentRow, Store, WriteResult
+
+if TYPE_CHECKING:
+    from engram.index.wordworker import Cut
+
+
+WORD_POOL_ROWS = 10_000  # a first batch this large: texts are cut into words in a worker
+
+
+def load_batches(
+    store: Store,
+    retrieval: Retrieval,
+    batches: Iterable[Sequence[DocumentRow]],
+    namespace: str,
+    model: str,
+) -> int:
+    """Write every batch (one transaction each) and index it; returns documents changed."""
+    with store.bulk_writes():
+        if isinstance(retrieval, LocalRetrieval):
+            batches = iter(batches)
+            first: Sequence[DocumentRow] = next(batches, [])
+            with retrieval.bulk_load(word_pool=len(first) >= WORD_POOL_ROWS):
+                return _pipelined(store, retrieval, chain([first], batches), namespace, model)
+        changed = 0  # other backends read the changelog
+        for rows in batches:
+            changed += _changed(store.write_documents(namespace, rows, model))
+            retrieval.sync(autosave=False)
+        return changed
+
+
+def _pipelined(
+    store: Store,
+    retrieval: LocalRetrieval,
+    batches: Iterable[Sequence[DocumentRow]],
+    namespace: str,
+    model: str,
+) -> int:
+    changed, behind = 0, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-write") as writer:
+        for rows in batches:
+            job = writer.submit(store.write_documents, namespace, rows, model)
+            words = retrieval.cut_words(rows)  # in the word pool's process, if any
+            if behind is not None:
+                _index(retrieval, *behind)  # while the store writes ``rows``
+            results = job.result()
+            changed += _changed(results)
+            behind = (rows, results, store.max_seq(), words)
+    if behind is not None:
+        _index(retrieval, *behind)
+    return changed
+
+
+def _index(
+    retrieval: LocalRetrieval,
+    rows: Sequence[DocumentRow],
+    results: list[WriteResult],
+    head: int,
+    words: Future[Cut] | None,
+) -> None:
+    # One index save at the end of the load, not one per save_every_changes rows. A crash
+    # meanwhile loses nothing: the indexes catch up from the changelog on the next open.
+    if not retrieval.index_written(rows, results, head, words):
+        retrieval.sync(autosave=False)
+
+
+def _changed(results: list[WriteResult]) -> int:
+    return sum(r.status != "unchanged" for r in results)

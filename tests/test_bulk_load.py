@@ -1,0 +1,174 @@
+"""Bulk loads (``Memory.import_vectors``): the SQLite store's batch inserts and the indexes
+taking each batch from memory. Real SQLite files and the real default embedder."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engram.index.keyword import KeywordIndex
+from engram.memory import Memory
+from engram.types import Document
+
+
+def vectors(embedder, docs):
+    return embedder.embed([d.text for d in docs])
+
+
+def keys(hits):
+    return [h.doc_id for h in hits]
+
+
+def test_ids_of_deleted_rows_are_never_given_again(make_memory, embedder):
+    m = make_memory()
+    docs = [Document(id=f"d{i}", text=f"Lanterns number {i} glow softly.") for i in range(3)]
+    m.import_vectors(docs, vectors(embedder, docs))
+    last = m.get_document("default", "d2")
+    m.delete("d2")
+    more = [Document(id=f"e{i}", text=f"Comets number {i} streak past.") for i in range(2)]
+    m.import_vectors(more, vectors(embedder, more))
+    old_chunk = last["chunks"][0]["id"]
+    new_chunks = [m.get_document("default", f"e{i}")["chunks"][0]["id"] for i in range(2)]
+    assert min(new_chunks) > old_chunk  # a derived index never sees a chunk id come back
+    assert m.store.integrity_check() == "ok"
+    assert keys(m.search("comets streak", k=2, mode="keyword")) in (["e0", "e1"], ["e1", "e0"])
+
+
+def test_texts_and_times_are_stored_exactly(make_memory, embedder):
+    m = make_memory()
+    docs = [
+        Document(id="nul", text="before\x00after the NUL", title="t\x00", source="s"),
+        Document(id="dated", text="A dated note about herons.", created_at=1234.56789012345),
+        Document(id="plain", text="Élan, naïve café: \u2028 line separator", metadata={"k": "ü"}),
+    ]
+    m.import_vectors(docs, vectors(embedder, docs))
+    nul = m.get_document("default", "nul")
+    assert (nul["chunks"][0]["text"], nul["title"]) == ("before\x00after the NUL", "t\x00")
+    assert m.get_document("default", "dated")["created_at"] == 1234.56789012345
+    plain = m.get_document("default", "plain")
+    assert plain["chunks"][0]["text"] == docs[2].text and plain["metadata"] == {"k": "ü"}
+    # a batch without NUL goes through the bulk statements: the same round trip
+    batch = [
+        Document(id=f"b{i}", text=f"Élan {i} \u2028 café", created_at=0.125 if i == 1 else None)
+        for i in range(3)
+    ]
+    m.import_vectors(batch, vectors(embedder, batch))
+    got = [m.get_document("default", f"b{i}") for i in range(3)]
+    assert [g["chunks"][0]["text"] for g in got] == [d.text for d in batch]
+    assert got[1]["created_at"] == 0.125 and got[0]["created_at"] == got[0]["updated_at"] > 1e9
+
+
+def test_results_follow_the_rows(make_memory, embedder):
+    m = make_memory()
+    docs = [Document(id=f"d{i}", text=f"Otter fact {i}.") for i in range(3)]
+    m.import_vectors(docs, vectors(embedder, docs))
+    batch = [
+        Document(id="new", text="Walruses sunbathe on ice."),
+        docs[1],
+        Document(id="d2", text="Otters hold hands while they sleep."),
+    ]
+    rows = next(iter(_rows(m, batch)))
+    results = m.store.write_documents("default", rows, m.embedder.model_id)
+    assert [r.status for r in results] == ["added", "unchanged", "updated"]
+    assert [len(r.added) for r in results] == [1, 0, 1] and len(results[2].deleted) == 1
+
+
+def test_another_writer_between_batches_is_caught_up(make_memory, embedder, tmp_path):
+    first = make_memory()
+    first.import_vectors([d := Document(id="a", text="Apples")], vectors(embedder, [d]))
+    other = Memory(tmp_path / "m.db", embedder=embedder)
+    other.add([Document(id="other", text="Quinces ripen late in autumn.")])
+    other.close()
+    docs = [Document(id=f"p{i}", text=f"Pears number {i}.") for i in range(3)]
+    first.import_vectors(docs, vectors(embedder, docs))  # indexes lack the other write
+    assert keys(first.search("quinces autumn", k=1, mode="keyword")) == ["other"]
+    assert keys(first.search("pears number 2", k=1, mode="keyword")) == ["p2"]
+    found = first.search("quinces", k=1, mode="vector")
+    assert keys(found) == ["other"]
+    stats = first.retrieval.stats()
+    assert (
+        stats["keyword"]["last_change"] == first.store.max_seq() == stats["vector"]["last_change"]
+    )
+
+
+def test_a_batch_is_indexed_as_written(make_memory, embedder):
+    m = make_memory()
+    docs = [Document(id=f"d{i}", text=f"Kestrel sighting {i} over the ridge.") for i in range(6)]
+    vecs = vectors(embedder, docs)
+    m.import_vectors(docs, vecs, batch=4)  # two batches, both indexed from memory
+    ids = [m.get_document("default", f"d{i}")["chunks"][0]["id"] for i in range(6)]
+    stored = m.chunk_vectors(ids)
+    np.testing.assert_array_equal(np.vstack([stored[i] for i in ids]), vecs)
+    assert m.retrieval.stats()["vector"]["rows"] == 6
+    reopened = Memory(m.store.path, embedder=embedder)  # the saved indexes, no catching up
+    try:
+        assert reopened.retrieval.stats()["keyword"]["rows"] == 6
+        assert keys(reopened.search("kestrel sighting 5", k=1, mode="keyword")) == ["d5"]
+    finally:
+        reopened.close()
+
+
+def _rows(m, docs):
+    from engram.ingest.writer import vector_rows
+
+    return vector_rows(docs, vectors(m.embedder, docs), m.embedder, len(docs))
+
+
+def _texts(n, seed):
+    import random
+
+    rng = random.Random(seed)
+    words = ["heron", "otter", "kestrel", "walrus", "comet", "lantern", "quince", "pear"]
+    words += ["ridge", "breeze", "tide", "moss"]
+    extra = ["Ünïcödé", "a_b", "7", "x", "the", "running", "ran", "runs"]
+    return [" ".join(rng.choices(words + extra, k=rng.randint(1, 30))) for _ in range(n)]
+
+
+def _load(make_memory, embedder, name, batch, docs, more):
+    m = make_memory(name)
+    m.import_vectors(docs, vectors(embedder, docs), batch=batch)
+    m.import_vectors(more, vectors(embedder, more), batch=batch)
+    return m
+
+
+def test_word_pool_indexes_as_the_main_process_does(make_memory, embedder, monkeypatch):
+    from engram.ingest import bulk
+
+    docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(_texts(60, 1))]
+    changed = [Document(id=f"d{i}", text=t) for i, t in enumerate(_texts(10, 2))]
+    more = docs[10:30] + changed + [Document(id="n1", text="the pear ridge, running")]
+    plain = _load(make_memory, embedder, "plain.db", 25, docs, more)
+    monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)  # every load here cuts words in a worker
+
+    def refuse(self, rows):
+        raise AssertionError("texts analysed in this process, not by the word worker")
+
+    monkeypatch.setattr(KeywordIndex, "add", refuse)
+    pooled = _load(make_memory, embedder, "pooled.db", 25, docs, more)
+    monkeypatch.undo()
+    for query in ("heron otter", "running ridge", "Ünïcödé a_b 7", "pear", "walrus tide moss"):
+        got = [(h.doc_id, round(h.score, 5)) for h in pooled.search(query, k=15, mode="keyword")]
+        want = [(h.doc_id, round(h.score, 5)) for h in plain.search(query, k=15, mode="keyword")]
+        assert got == want and got
+    assert pooled.retrieval.stats() == plain.retrieval.stats()
+
+
+def test_a_dead_word_worker_is_survived(make_memory, embedder, monkeypatch):
+    from engram.ingest import bulk
+    from engram.retrieval.local import LocalRetrieval
+
+    monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)
+    cut = LocalRetrieval.cut_words
+
+    def cut_then_kill(self, rows):
+        job = cut(self, rows)
+        if self._words is not None:
+            self._words._proc.kill()  # the worker dies with a batch in hand
+        return job
+
+    monkeypatch.setattr(LocalRetrieval, "cut_words", cut_then_kill)
+    docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(_texts(40, 3))]
+    m = make_memory()
+    m.import_vectors(docs, vectors(embedder, docs), batch=10)
+    assert m.retrieval.stats()["keyword"]["rows"] == 40
+    hits = m.search(docs[7].text, k=40, mode="keyword")
+    assert "d7" in [h.doc_id for h in hits]
