@@ -172,3 +172,21 @@ def test_a_dead_word_worker_is_survived(make_memory, embedder, monkeypatch):
     assert m.retrieval.stats()["keyword"]["rows"] == 40
     hits = m.search(docs[7].text, k=40, mode="keyword")
     assert "d7" in [h.doc_id for h in hits]
+
+
+def test_metadata_json_memo_is_exact():
+    """The memo of flat metadata must give json.dumps's text for values that compare equal
+    but encode differently (1, True, 1.0; 0.0 and -0.0; Decimals)."""
+    import decimal
+    import json
+
+    from engram.identity import metadata_json
+
+    cases = [{"k": 1}, {"k": True}, {"k": 1.0}, {"k": 0.0}, {"k": -0.0}, {1: "a"}, {True: "a"}]
+    cases += [{"d": decimal.Decimal("1.0")}, {"d": decimal.Decimal("1.00")}, {"x": [1, {"y": 2}]}]
+    cases += [{"b": "é", "a": None}, {"a": None, "b": "é"}, {}]
+    for _ in range(2):  # the second pass answers from the memo
+        for meta in cases:
+            assert metadata_json(meta) == json.dumps(
+                meta, sort_keys=True, ensure_ascii=False, default=str
+            )

@@ -10,12 +10,25 @@ from typing import Any
 from engram.types import Document
 
 _METADATA = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+_MEMO: dict[tuple, str] = {}
+_MEMO_MAX = 4096
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def metadata_json(metadata: dict) -> str:
-    """A document's metadata as stored and hashed: JSON with sorted keys (one encoder, built
-    once: ``json.dumps`` with options builds a new one per call)."""
-    return _METADATA.encode(metadata)
+    """A document's metadata as stored and hashed: JSON with sorted keys. Metadata of only
+    strings, integers, booleans and nulls seen recently comes from a small memo (bulk loads
+    repeat a few tenants or sources); floats and other values are encoded every time (equal
+    values such as 0.0 and -0.0 would encode differently)."""
+    if not all(type(v) in _PLAIN for v in metadata.values()):
+        return _METADATA.encode(metadata)
+    key = tuple((type(k), k, type(v), v) for k, v in metadata.items())  # 1 == True: types count
+    text = _MEMO.get(key)
+    if text is None:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        text = _MEMO[key] = _METADATA.encode(metadata)
+    return text
 
 
 def content_hash(*parts: str) -> str:

@@ -267,13 +267,15 @@ class Memory:
         batch: int = 25_000,
     ) -> int:
         """Bulk-load documents with vectors computed elsewhere: one chunk per document, no
-        chunking or embedding, many documents per transaction. Returns documents written."""
+        chunking or embedding, many documents per transaction. Returns documents written.
+
+        Rows are committed and searchable on return; the index files are written by the next
+        ``save()``, ``optimize()`` or ``close()`` (one save after many calls, not one per
+        call: a crash meanwhile only makes the next open catch up from the store)."""
         check_namespace(namespace)
         emb = self._check_embedder()
         rows = vector_rows(docs, vectors, emb, batch)
-        written = load_batches(self.store, self.retrieval, rows, namespace, emb.model_id)
-        self.save()
-        return written
+        return load_batches(self.store, self.retrieval, rows, namespace, emb.model_id)
 
     def delete(
         self,

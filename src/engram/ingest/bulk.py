@@ -56,19 +56,36 @@ def _pipelined(
     namespace: str,
     model: str,
 ) -> int:
-    changed, behind = 0, None
+    """Each batch is made ready (``prepare_documents``, words sent to the word pool) while
+    the store writes the one before, and indexed while the store writes the one after."""
+    changed, flight, written = 0, None, None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-write") as writer:
         for rows in batches:
-            job = writer.submit(store.write_documents, namespace, rows, model)
+            prepared = store.prepare_documents(rows)
             words = retrieval.cut_words(rows)  # in the word pool's process, if any
-            if behind is not None:
-                _index(retrieval, *behind)  # while the store writes ``rows``
-            results = job.result()
-            changed += _changed(results)
-            behind = (rows, results, store.max_seq(), words)
-    if behind is not None:
-        _index(retrieval, *behind)
+            if flight is not None:
+                written = _landed(store, *flight)
+                changed += _changed(written[1])
+            job = writer.submit(store.write_documents, namespace, rows, model, prepared)
+            if written is not None:
+                _index(retrieval, *written)
+            flight = (rows, job, words)
+    if flight is not None:
+        written = _landed(store, *flight)
+        changed += _changed(written[1])
+        _index(retrieval, *written)
     return changed
+
+
+def _landed(
+    store: Store,
+    rows: Sequence[DocumentRow],
+    job: Future[list[WriteResult]],
+    words: Future[Cut] | None,
+) -> tuple[Sequence[DocumentRow], list[WriteResult], int, Future[Cut] | None]:
+    """A write done: its rows, results, the changelog head after it, and its words."""
+    results = job.result()
+    return rows, results, store.max_seq(), words
 
 
 def _index(

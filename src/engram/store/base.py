@@ -89,8 +89,9 @@ class Store(Protocol):
         model: str,
         created_at: float | None = None,
     ) -> WriteResult: ...
+    def prepare_documents(self, rows: Sequence[DocumentRow]) -> Any: ...
     def write_documents(
-        self, namespace: str, rows: Sequence[DocumentRow], model: str
+        self, namespace: str, rows: Sequence[DocumentRow], model: str, prepared: Any = None
     ) -> list[WriteResult]: ...
     def append_chunks(
         self, doc_id: int, chunks: Sequence[ChunkRecord], model: str

@@ -375,7 +375,13 @@ class PostgresStore(SqlStore):
         return insert_chunks(conn, doc_id, chunks, model, now)
 
     def _write_rows(
-        self, conn: Any, namespace: str, rows: Sequence[Row], model: str, now: float
+        self,
+        conn: Any,
+        namespace: str,
+        rows: Sequence[Row],
+        model: str,
+        now: float,
+        prepared: Any = None,
     ) -> list[WriteResult]:
         if len({key for _, key, _, _ in rows}) < len(rows):  # a key twice: in order
             return super()._write_rows(conn, namespace, rows, model, now)

@@ -90,7 +90,13 @@ class SqlStore:
         return nullcontext()
 
     def _write_rows(
-        self, conn: Any, namespace: str, rows: Sequence[Row], model: str, now: float
+        self,
+        conn: Any,
+        namespace: str,
+        rows: Sequence[Row],
+        model: str,
+        now: float,
+        prepared: Any = None,
     ) -> list[WriteResult]:
         return [
             self._write_one(conn, namespace, doc, key, digest, chunks, model, doc.created_at, now)
@@ -196,13 +202,23 @@ class SqlStore:
                 )
             )
 
-    def write_documents(self, namespace: str, rows: Sequence[Row], model: str) -> list[WriteResult]:
-        """Write many documents in one transaction (bulk loads); a result per row, in order."""
+    def prepare_documents(self, rows: Sequence[Row]) -> Any:
+        """Work on a batch for ``write_documents`` that can be done before its transaction
+        (None: nothing; the SQLite store builds its bulk insert)."""
+        return None
+
+    def write_documents(
+        self, namespace: str, rows: Sequence[Row], model: str, prepared: Any = None
+    ) -> list[WriteResult]:
+        """Write many documents in one transaction (bulk loads); a result per row, in order.
+        ``prepared``: what ``prepare_documents`` returned for these rows, if called."""
         if rows:
             self._prepare(rows[0][3])
         now = time.time()
         with self._ingest_errors("documents"):
-            return self._write_tx(lambda conn: self._write_rows(conn, namespace, rows, model, now))
+            return self._write_tx(
+                lambda conn: self._write_rows(conn, namespace, rows, model, now, prepared)
+            )
 
     def append_chunks(self, doc_id: int, chunks: Sequence[ChunkRecord], model: str) -> list[int]:
         """Add chunks to a stored document in one transaction (large documents are written in

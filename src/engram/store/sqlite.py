@@ -22,7 +22,7 @@ from engram.store.filters import (
     metadata_path,
 )
 from engram.store.sqlbase import Row, SqlStore
-from engram.store.sqlite_write import has_nul, insert_documents, known_keys
+from engram.store.sqlite_write import Batch, has_nul, insert_documents, known_keys
 
 _BATCH = 900  # stay under SQLite's parameter limit
 _BULK_CACHE_KIB = 256 * 1024  # the page cache during bulk writes
@@ -216,19 +216,36 @@ class SQLiteStore(SqlStore):
         self._log_changes(conn, "add", added, now)
         return added
 
-    def _write_rows(
-        self, conn: Any, namespace: str, rows: Sequence[Row], model: str, now: float
-    ) -> list[WriteResult]:
-        """Documents with new keys in one bulk insert; known keys one by one (kept or
-        replaced). A key twice in ``rows``, or a NUL in a text: all in order, one by one."""
+    def prepare_documents(self, rows: Sequence[Row]) -> Batch | None:
+        """The JSON of a bulk insert of ``rows``, built outside the write transaction (a
+        bulk load builds the next batch's while the store writes the last). None where the
+        rows go one by one: fewer than two, a key twice, or a NUL in a text."""
         keys = [key for _, key, _, _ in rows]
         if len(rows) < 2 or len(set(keys)) < len(keys) or has_nul(rows):
+            return None
+        return Batch.of(rows)
+
+    def _write_rows(
+        self,
+        conn: Any,
+        namespace: str,
+        rows: Sequence[Row],
+        model: str,
+        now: float,
+        prepared: Any = None,
+    ) -> list[WriteResult]:
+        """Documents with new keys in one bulk insert; known keys one by one (kept or
+        replaced). Rows that ``prepare_documents`` refuses: all in order, one by one."""
+        batch = prepared if isinstance(prepared, Batch) else self.prepare_documents(rows)
+        if batch is None or len(batch.keys) != len(rows):
             return super()._write_rows(conn, namespace, rows, model, now)
         conn.execute(
             "INSERT INTO namespaces(name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
             (namespace, now),
         )
-        known = known_keys(conn, namespace, keys)
+        known = known_keys(conn, namespace, batch.keys)
+        if not known:
+            return insert_documents(conn, namespace, batch, model, now)
         results: list[WriteResult | None] = [  # stored documents first, kept or replaced
             self._write_one(conn, namespace, doc, key, digest, chunks, model, doc.created_at, now)
             if key in known
@@ -236,7 +253,9 @@ class SQLiteStore(SqlStore):
             for doc, key, digest, chunks in rows
         ]
         fresh = [row for row in rows if row[1] not in known]
-        added = iter(insert_documents(conn, namespace, fresh, model, now) if fresh else [])
+        added = iter(
+            insert_documents(conn, namespace, Batch.of(fresh), model, now) if fresh else []
+        )
         return [r if r is not None else next(added) for r in results]
 
     # -- reads ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,90 +53,88 @@ def known_keys(conn: sqlite3.Connection, namespace: str, keys: Sequence[str]) ->
     return {r[0] for r in conn.execute(sql, (namespace, _JSON.encode(list(keys))))}
 
 
+@dataclass
+class Batch:
+    """A batch of new documents made ready for insertion outside the write transaction: the
+    rows as JSON arrays with ids relative to the batch (the transaction adds the first id)."""
+
+    keys: list[str]
+    documents: str  # JSON [index, key, source, title, digest, metadata] of undated documents
+    dated: list[tuple]  # (index, key, source, title, digest, metadata, created_at)
+    chunks: str  # JSON [document index, position, text, start, end, content hash]
+    vectors: np.ndarray  # one row per chunk
+    sizes: list[int]  # chunks per document
+
+    @classmethod
+    def of(cls, rows: Sequence[DocumentRow]) -> Batch:
+        undated, dated, chunks, vectors = [], [], [], []
+        for j, (doc, key, digest, records) in enumerate(rows):
+            row = (j, key, doc.source, doc.title, digest, metadata_json(doc.metadata))
+            if doc.created_at is None:
+                undated.append(row)
+            else:
+                dated.append((*row, doc.created_at))
+            for rec in records:
+                chunks.append((j, *rec.columns()))
+                vectors.append(rec.vector)
+        return cls(
+            keys=[row[1] for row in rows],
+            documents=_JSON.encode(undated),
+            dated=dated,
+            chunks=_JSON.encode(chunks),
+            vectors=np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1),
+            sizes=[len(row[3]) for row in rows],
+        )
+
+
 def insert_documents(
-    conn: sqlite3.Connection,
-    namespace: str,
-    rows: Sequence[DocumentRow],
-    model: str,
-    now: float,
+    conn: sqlite3.Connection, namespace: str, batch: Batch, model: str, now: float
 ) -> list[WriteResult]:
-    """Insert documents whose keys are new in ``namespace`` (the caller checked), with their
-    chunks and vectors, and log the chunks; a result per row, in order."""
+    """Insert a batch of documents whose keys are new in ``namespace`` (the caller checked),
+    with their chunks and vectors, and log the chunks; a result per document, in order."""
     doc0 = next_id(conn, "documents")
-    _insert_document_rows(conn, namespace, rows, doc0, now)
-    chunk0 = next_id(conn, "chunks")
-    chunks: list[tuple] = []
-    vectors: list[np.ndarray] = []
-    results: list[WriteResult] = []
-    for j, (_, _, _, records) in enumerate(rows):
-        first = chunk0 + len(chunks)
-        for rec in records:
-            chunks.append((doc0 + j, *rec.columns()))
-            vectors.append(rec.vector)
-        results.append(WriteResult(doc0 + j, "added", list(range(first, chunk0 + len(chunks)))))
-    if chunks:
-        _insert_chunk_rows(conn, chunks, np.asarray(vectors, dtype=np.float32), chunk0, model, now)
-    return results
-
-
-def _insert_document_rows(
-    conn: sqlite3.Connection,
-    namespace: str,
-    rows: Sequence[DocumentRow],
-    doc0: int,
-    now: float,
-) -> None:
-    """Documents ``doc0, doc0 + 1, ...``; those without their own creation time get ``now``."""
     columns = "id, namespace, doc_key, source, title, content_hash, metadata, created_at"
-    undated = [
-        (j, key, doc.source, doc.title, digest, metadata_json(doc.metadata))
-        for j, (doc, key, digest, _) in enumerate(rows)
-        if doc.created_at is None
-    ]
-    conn.execute(
+    conn.execute(  # documents without their own creation time get ``now``
         f"INSERT INTO documents({columns}, updated_at) SELECT ? + (value ->> 0), ?, "
         "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ?, ? "
         "FROM json_each(?)",
-        (doc0, namespace, now, now, _JSON.encode(undated)),
+        (doc0, namespace, now, now, batch.documents),
     )
     conn.executemany(  # documents with their own creation time: few in a bulk load
         f"INSERT INTO documents({columns}, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-        [
-            (doc0 + j, namespace, key, doc.source, doc.title, digest)
-            + (metadata_json(doc.metadata), doc.created_at, now)
-            for j, (doc, key, digest, _) in enumerate(rows)
-            if doc.created_at is not None
-        ],
+        [(doc0 + j, namespace, *rest, now) for j, *rest in batch.dated],
     )
+    chunk0 = next_id(conn, "chunks")
+    if len(batch.vectors):
+        _insert_chunk_rows(conn, batch, doc0, chunk0, model, now)
+    starts = np.concatenate([[0], np.cumsum(batch.sizes)]) + chunk0
+    return [
+        WriteResult(doc0 + j, "added", list(range(starts[j], starts[j + 1])))
+        for j in range(len(batch.sizes))
+    ]
 
 
 def _insert_chunk_rows(
-    conn: sqlite3.Connection,
-    chunks: list[tuple],
-    vectors: np.ndarray,
-    chunk0: int,
-    model: str,
-    now: float,
+    conn: sqlite3.Connection, batch: Batch, doc0: int, chunk0: int, model: str, now: float
 ) -> None:
-    """Chunks ``chunk0, chunk0 + 1, ...`` with their vectors (one row each of ``vectors``)."""
-    if vectors.ndim != 2 or len(vectors) != len(chunks):
-        raise ValueError(f"{len(chunks)} chunks but vectors of shape {vectors.shape}")
+    """Chunks ``chunk0, chunk0 + 1, ...`` of documents ``doc0, ...``, with their vectors."""
+    n, dim = batch.vectors.shape
     conn.execute(
         "INSERT INTO chunks(id, document_id, position, text, start_char, end_char, "
-        "content_hash) SELECT ? + key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, "
-        "value ->> 4, value ->> 5 FROM json_each(?)",
-        (chunk0, _JSON.encode(chunks)),
+        "content_hash) SELECT ? + key, ? + (value ->> 0), value ->> 1, value ->> 2, "
+        "value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)",
+        (chunk0, doc0, batch.chunks),
     )
-    width = vectors.shape[1] * 4
+    width = dim * 4
     conn.execute(
         "INSERT INTO vectors(chunk_id, model, dim, vector) SELECT ? + value, ?, ?, "
         "substr(?, value * ? + 1, ?) FROM json_each(?)",
-        (chunk0, model, vectors.shape[1], vectors.tobytes(), width, width, _range(len(chunks))),
+        (chunk0, model, dim, batch.vectors.tobytes(), width, width, _range(n)),
     )
     conn.execute(
         "INSERT INTO changes(op, chunk_id, at) SELECT 'add', ? + value, ? FROM json_each(?) "
         "ORDER BY value",
-        (chunk0, now, _range(len(chunks))),
+        (chunk0, now, _range(n)),
     )
 
 
