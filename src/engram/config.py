@@ -63,7 +63,7 @@ class Config:
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
     ivf_nprobe: int = 24  # inverted lists scanned per query (ann auto/ivf)
-    ivf_nlist: int = 0  # 0: about 2 sqrt(rows) lists
+    ivf_nlist: int = 0  # 0: about sqrt(rows) lists
     # derived index housekeeping
     save_every_changes: int = 20_000
     compact_deleted_share: float = 0.25
