@@ -18,6 +18,7 @@ import numpy as np
 from engram.config import Config
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.base import SegmentedIndex
+from engram.index.documents import DocumentIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
@@ -63,13 +64,26 @@ class LocalRetrieval:
         )
         self.postings = MetadataPostings(store)
         self._unsaved = 0
+        self._index_dir = index_dir
+        # BM25 over whole documents: made when keyword_scope asks for it (or on first use),
+        # and kept current from then on once its folder exists
+        self.document_index: DocumentIndex | None = None
+        if config.keyword_scope == "document" or (index_dir / "document").is_dir():
+            self.document_index = self._document_index()
         for index in self.indexes if load else ():
             index.load()
         self._repair = [i for i in self.indexes if i.damaged]  # saved once rebuilt
 
     @property
     def indexes(self) -> list[SegmentedIndex]:
-        return [self.keyword_index, self.vector_index]
+        extra = [self.document_index] if self.document_index is not None else []
+        return [self.keyword_index, self.vector_index, *extra]
+
+    def _document_index(self) -> DocumentIndex:
+        c = self.config
+        return DocumentIndex(
+            self._index_dir / "document", k1=c.bm25_k1, b=c.bm25_b, language=c.language
+        )
 
     def set_dim(self, dim: int) -> None:
         self.vector_index.dim = dim
@@ -92,6 +106,26 @@ class LocalRetrieval:
 
     def keyword(self, query: str, n: int, scope: Scope) -> Candidates:
         return self.keyword_index.search(query, n, scope.resolved)
+
+    def document_keyword(
+        self, query: str, n: int, scope: Scope, title_weight: float = 0.0
+    ) -> Candidates:
+        """The chunks of the top ``n`` documents by BM25 of the whole document's text (plus
+        ``title_weight`` times BM25 of its title), in scope: each chunk scores its
+        document's score; a document's chunks follow one another in id order."""
+        index = self.document_index
+        if index is None:  # first use: built (or loaded) and caught up now
+            index = self.document_index = self._document_index()
+            if not index.load() and index.damaged:
+                self._repair.append(index)
+            self.sync()
+        allowed = scope.resolved if isinstance(scope.resolved, np.ndarray) else None
+        out: Candidates = []
+        for row, score in index.search_documents(
+            query, n, index.allowed_rows(allowed), title_weight
+        ):
+            out.extend((int(cid), score) for cid in index.chunks_of_row(row, allowed))
+        return out
 
     def vector(self, vector: np.ndarray, n: int, scope: Scope) -> Candidates:
         return self.vector_index.search(vector, n, scope.resolved)
@@ -150,7 +184,14 @@ class LocalRetrieval:
 
     def _apply(self, index: SegmentedIndex, changes: list[tuple[int, str, int]]) -> None:
         ids, removed = net_changes(changes)
-        index.remove(removed)
+        if isinstance(index, DocumentIndex):  # every document a changed chunk belongs to
+            docs = set(index.documents_of(removed).tolist())
+            docs.update(self.store.chunk_documents(ids).values())
+            index.drop_documents(docs)
+            index.add_documents(self.store.document_chunks(sorted(docs)))
+            ids = []
+        else:
+            index.remove(removed)
         if ids:
             if isinstance(index, KeywordIndex):
                 texts = self.store.chunk_texts(ids)
@@ -175,16 +216,21 @@ class LocalRetrieval:
                 )
 
     def _rebuild(self, index: SegmentedIndex) -> int:
-        """Rebuild one index from a consistent snapshot of the store."""
+        """Rebuild one index from a consistent snapshot of the store; returns chunks read."""
         index.reset()
         n = 0
         with self.store.snapshot():
             head = self.store.max_seq()
-            for rows in self.store.iter_chunks():
-                if index is self.vector_index:
-                    self._check_dim(np.vstack([r[2] for r in rows]))
-                index.add(rows)
-                n += len(rows)
+            if isinstance(index, DocumentIndex):
+                for docs in self.store.iter_document_chunks():
+                    index.add_documents(docs)
+                    n += sum(len(chunks) for _, chunks in docs.values())
+            else:
+                for rows in self.store.iter_chunks():
+                    if index is self.vector_index:
+                        self._check_dim(np.vstack([r[2] for r in rows]))
+                    index.add(rows)
+                    n += len(rows)
         index.last_seq = head
         index.dirty = True
         index.freeze()
