@@ -65,7 +65,7 @@ def test_join_chunks_reads_overlaps_once():
 
 
 def test_document_scope_scores_each_chunk_by_its_whole_documents_bm25(make_memory):
-    mem = make_memory(keyword_scope="document", **SMALL)
+    mem = make_memory(keyword_scope="document", title_weight=0.0, **SMALL)
     mem.add(DOCS)
     split_chunks = [
         h for h in mem.search("zzz glacier", k=50, mode="keyword") if h.doc_id == "split"
@@ -77,7 +77,9 @@ def test_document_scope_scores_each_chunk_by_its_whole_documents_bm25(make_memor
     for doc, scores in got.items():
         assert scores == pytest.approx([want[doc]] * len(scores), rel=1e-5)
     assert max(got, key=lambda d: got[d][0]) == "split"  # both words, in different chunks
-    chunk = make_memory("chunk.db", **SMALL)
+    top = mem.search("glacier basalt cracked", k=1, mode="keyword")[0]
+    assert top.doc_id == "split" and "basalt" in top.text  # its best chunk comes first
+    chunk = make_memory("chunk.db", keyword_scope="chunk", **SMALL)
     chunk.add(DOCS)
     per_chunk = keyword_scores(chunk, "glacier basalt")["split"]
     assert len(set(per_chunk)) == 2 and max(per_chunk) != got["split"][0]  # one word each
@@ -91,7 +93,7 @@ def test_title_weight_adds_the_titles_bm25(make_memory):
     for doc, scores in got.items():
         assert scores[0] == pytest.approx(body.get(doc, 0) + 0.5 * title.get(doc, 0), rel=1e-5)
     assert title["basalt"] > 0 and "split" in got  # a body match and a title match both count
-    plain = keyword_scores(make_memory("plain.db", keyword_scope="document"), "basalt rock")
+    plain = keyword_scores(make_memory("plain.db", title_weight=0.0), "basalt rock")
     assert plain == {} or "basalt" not in plain or plain["basalt"][0] < got["basalt"][0]
 
 
@@ -171,3 +173,15 @@ def test_postgres_refuses_document_scope(embedder):
         with pytest.raises(EngramError, match="needs the local retrieval backend"):
             mem.search("glacier")
         assert mem.search("glacier", mode="vector")  # the keyword leg alone refuses
+        mem.config = mem.config.replace(keyword_scope="auto")  # the default: chunks here
+        assert [h.doc_id for h in mem.search("glacier", mode="keyword")] == ["split"]
+
+
+def test_the_default_scores_documents_with_titles_on_the_local_backend(make_memory):
+    mem = make_memory(**SMALL)
+    mem.add(DOCS)
+    assert (mem.config.keyword_scope, mem.config.title_weight) == ("auto", 0.1)
+    body, title = reference(DOCS, "glacier basalt"), reference(DOCS, "glacier basalt", "title")
+    got = keyword_scores(mem, "glacier basalt")
+    assert got["split"][0] == pytest.approx(body["split"] + 0.1 * title.get("split", 0), rel=1e-5)
+    assert got["basalt"][0] == pytest.approx(0.1 * title["basalt"], rel=1e-5)  # title only

@@ -7,8 +7,9 @@ row id is never reused, as the segmented index requires. The index also keeps wh
 each live chunk belongs to, to turn a search scope (allowed chunk ids) into allowed rows and
 a recalled document back into its chunks.
 
-Both indexes are saved together (the titles in ``<folder>/title``); if they disagree on
-load (a crash between the two saves) the whole index is rebuilt from the store.
+Both indexes are saved together (the titles first, in ``<folder>/title``); if they are out of
+step on load (a save interrupted between the two) the index is rebuilt from the store, as when
+it was never saved; a file failing its checksum is reported as damage.
 """
 
 from __future__ import annotations
@@ -201,8 +202,10 @@ class DocumentIndex(KeywordIndex):
         ):
             self._live()
             return True
-        log.warning("document index at %s: titles do not match; rebuilding", self.directory)
-        self.damaged = self.titles.damaged or ["titles do not match the documents"]
+        if self.titles.damaged:  # a file failing its checksum
+            self.damaged = [f"title {d}" for d in self.titles.damaged]
+        else:  # missing, or saved at another change (a save interrupted between the two)
+            log.info("document index at %s: titles out of step; rebuilding", self.directory)
         self.reset()
         return False
 

@@ -123,9 +123,9 @@ class Recaller:
         self, query: str, n: int, scope: Scope, settings: RecallSettings
     ) -> list[tuple[int, float]]:
         """The keyword leg: chunks by their own BM25, or by their document's."""
-        if settings.keyword_scope == "chunk":
-            return self.retrieval.keyword(query, n, scope)
         search = getattr(self.retrieval, "document_keyword", None)
+        if settings.keyword_scope == "chunk" or (settings.keyword_scope == "auto" and not search):
+            return self.retrieval.keyword(query, n, scope)
         if search is None:
             raise EngramError(
                 f"keyword_scope 'document' needs the local retrieval backend; the "

@@ -10,7 +10,7 @@ from engram.errors import EngramError
 from engram.recall.fusion import FUSIONS
 
 MODES = ("hybrid", "keyword", "vector")
-KEYWORD_SCOPES = ("chunk", "document")
+KEYWORD_SCOPES = ("auto", "chunk", "document")
 
 
 def check_mode(mode: str) -> str:
@@ -34,7 +34,8 @@ class RecallSettings:
     """One recall: ``k`` hits by ``mode``; hybrid fuses ``candidates`` per retriever with
     ``fusion`` (``blend`` weighted by ``alpha``, or ``rrf`` with constant ``rrf_k``). The
     keyword retriever scores chunks, or with ``keyword_scope`` "document" each chunk's whole
-    document (plus ``title_weight`` times its title's BM25)."""
+    document (plus ``title_weight`` times its title's BM25); "auto" is "document" where the
+    retrieval backend can score documents, else "chunk"."""
 
     k: int
     mode: str
@@ -42,8 +43,8 @@ class RecallSettings:
     alpha: float
     rrf_k: int
     candidates: int
-    keyword_scope: str = "chunk"
-    title_weight: float = 0.0
+    keyword_scope: str = "auto"
+    title_weight: float = 0.1
 
     @classmethod
     def from_config(

@@ -68,7 +68,7 @@ class LocalRetrieval:
         # BM25 over whole documents: made when keyword_scope asks for it (or on first use),
         # and kept current from then on once its folder exists
         self.document_index: DocumentIndex | None = None
-        if config.keyword_scope == "document" or (index_dir / "document").is_dir():
+        if config.keyword_scope != "chunk" or (index_dir / "document").is_dir():
             self.document_index = self._document_index()
         for index in self.indexes if load else ():
             index.load()
@@ -120,11 +120,21 @@ class LocalRetrieval:
                 self._repair.append(index)
             self.sync()
         allowed = scope.resolved if isinstance(scope.resolved, np.ndarray) else None
+        ranked = index.search_documents(query, n, index.allowed_rows(allowed), title_weight)
+        groups = [(score, index.chunks_of_row(row, allowed)) for row, score in ranked]
+        return self._within_documents(query, groups)
+
+    def _within_documents(self, query: str, groups: list[tuple[float, np.ndarray]]) -> Candidates:
+        """Each document's chunks with its score, ordered within it by their own BM25: a
+        chunk gains at most a millionth of the score, so documents keep their order."""
+        ids = np.unique(np.concatenate([c for _, c in groups])) if groups else np.zeros(0)
+        own = dict(self.keyword_index.search(query, len(ids), ids.astype(np.int64)))
         out: Candidates = []
-        for row, score in index.search_documents(
-            query, n, index.allowed_rows(allowed), title_weight
-        ):
-            out.extend((int(cid), score) for cid in index.chunks_of_row(row, allowed))
+        for score, chunks in groups:
+            mine = [(int(c), own.get(int(c), 0.0)) for c in chunks]
+            best = max((s for _, s in mine), default=0.0) or 1.0
+            mine.sort(key=lambda x: (-x[1], x[0]))
+            out.extend((cid, score * (1.0 + 1e-6 * s / best)) for cid, s in mine)
         return out
 
     def vector(self, vector: np.ndarray, n: int, scope: Scope) -> Candidates:
