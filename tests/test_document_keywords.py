@@ -185,3 +185,23 @@ def test_the_default_scores_documents_with_titles_on_the_local_backend(make_memo
     got = keyword_scores(mem, "glacier basalt")
     assert got["split"][0] == pytest.approx(body["split"] + 0.1 * title.get("split", 0), rel=1e-5)
     assert got["basalt"][0] == pytest.approx(0.1 * title["basalt"], rel=1e-5)  # title only
+
+
+def test_a_postgres_store_with_local_index_files_scores_documents(tmp_path, embedder):
+    from pg import store_location
+
+    from engram.memory import Memory
+
+    folder = f"local:{tmp_path / 'idx'}"
+    with (
+        store_location("postgres", tmp_path, "docfiles") as url,
+        Memory(url, embedder=embedder, retrieval=folder, title_weight=0.0, **SMALL) as mem,
+    ):
+        mem.add(DOCS)
+        want = reference(DOCS, "glacier basalt")
+        got = keyword_scores(mem, "glacier basalt")
+        assert set(got) == set(want) and len(got["split"]) >= 3
+        for doc, scores in got.items():
+            assert scores == pytest.approx([want[doc]] * len(scores), rel=1e-5)
+        mem.delete(["split"])
+        assert "split" not in keyword_scores(mem, "glacier basalt")

@@ -80,7 +80,16 @@ class Recaller:
             vec = self.retrieval.vector(query_vector, n, scope)
         alpha = settings.alpha
         if self.stages is not None:
-            kw, vec = refine.feedback(self.stages, query, query_vector, kw, vec, n, scope)
+            kw, vec = refine.feedback(
+                self.stages,
+                query,
+                query_vector,
+                kw,
+                vec,
+                n,
+                scope,
+                keywords=lambda q: self._keywords(q, n, scope, settings),
+            )
             if settings.mode == "hybrid":
                 alpha = refine.query_alpha(self.stages.config, kw, vec, alpha)
         fused = fuse(
