@@ -20,11 +20,13 @@ def check_mode(mode: str) -> str:
 
 
 def check_keyword_scope(scope: str, title_weight: float) -> tuple[str, float]:
+    """``(keyword_scope, title_weight)`` checked, with a one-line error for a bad value."""
     if scope not in KEYWORD_SCOPES:
         raise EngramError(
             f"unknown keyword_scope {scope!r}; use one of {', '.join(KEYWORD_SCOPES)}"
         )
-    if not isinstance(title_weight, int | float) or not 0.0 <= title_weight < float("inf"):
+    number = isinstance(title_weight, int | float) and not isinstance(title_weight, bool)
+    if not number or not 0.0 <= title_weight < float("inf"):
         raise EngramError(f"title_weight must be a number >= 0, got {title_weight!r}")
     return scope, float(title_weight)
 
