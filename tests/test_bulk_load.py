@@ -4,8 +4,8 @@ taking each batch from memory. Real SQLite files and the real default embedder."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from engram.index.keyword import KeywordIndex
 from engram.memory import Memory
 from engram.types import Document
 
@@ -139,17 +139,37 @@ def test_word_pool_indexes_as_the_main_process_does(make_memory, embedder, monke
     plain = _load(make_memory, embedder, "plain.db", 25, docs, more)
     monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)  # every load here cuts words in a worker
 
-    def refuse(self, rows):
+    def refuse(rows):
         raise AssertionError("texts analysed in this process, not by the word worker")
 
-    monkeypatch.setattr(KeywordIndex, "add", refuse)
-    pooled = _load(make_memory, embedder, "pooled.db", 25, docs, more)
+    pooled = make_memory("pooled.db")
+    indexes = [pooled.retrieval.keyword_index, pooled.retrieval.document_index]
+    assert indexes[1] is not None  # the default keyword scope keeps whole documents too
+    for index in indexes:
+        monkeypatch.setattr(index, "add", refuse)  # titles are still analysed here
+    pooled.import_vectors(docs, vectors(embedder, docs), batch=25)
+    pooled.import_vectors(more, vectors(embedder, more), batch=25)
     monkeypatch.undo()
     for query in ("heron otter", "running ridge", "Ünïcödé a_b 7", "pear", "walrus tide moss"):
         got = [(h.doc_id, round(h.score, 5)) for h in pooled.search(query, k=15, mode="keyword")]
         want = [(h.doc_id, round(h.score, 5)) for h in plain.search(query, k=15, mode="keyword")]
         assert got == want and got
     assert pooled.retrieval.stats() == plain.retrieval.stats()
+
+
+def test_indexes_fed_from_memory_equal_those_rebuilt_from_the_store(make_memory, embedder):
+    from engram.ingest import bulk
+
+    docs = [Document(id=f"d{i}", text=t, title=f"t{i % 7}") for i, t in enumerate(_texts(80, 4))]
+    m = make_memory()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bulk, "WORD_POOL_ROWS", 2)
+        m.import_vectors(docs, vectors(embedder, docs), batch=30)
+    queries = ("heron otter", "running ridge t3", "Ünïcödé a_b 7", "tide moss")
+    before = [[(h.doc_id, round(h.score, 5)) for h in m.search(q, k=20)] for q in queries]
+    m.reindex()  # every index rebuilt from the store
+    after = [[(h.doc_id, round(h.score, 5)) for h in m.search(q, k=20)] for q in queries]
+    assert before == after and all(before)
 
 
 def test_a_dead_word_worker_is_survived(make_memory, embedder, monkeypatch):

@@ -75,6 +75,10 @@ class CountingRetrieval(LocalRetrieval):
         self.searches += 1
         return super().keyword(query, n, scope)
 
+    def document_keyword(self, query, n, scope, title_weight=0.0):
+        self.searches += 1
+        return super().document_keyword(query, n, scope, title_weight)
+
 
 def test_a_third_backend_is_one_factory_entry(tmp_path, embedder, monkeypatch):
     monkeypatch.setitem(BACKENDS, "counting", CountingRetrieval)

@@ -76,7 +76,9 @@ def _index_problems(store: Store, index: Any) -> list[str]:
         return problems
     if not index.load():  # never saved, or saved with other settings: rebuilt on open
         return index.damaged
-    held, want = _live_ids(index), live_by_changelog(store, index.last_seq)
+    live = getattr(index, "live_chunk_ids", None)  # the document index: rows are documents
+    held = live() if live is not None else _live_ids(index)
+    want = live_by_changelog(store, index.last_seq)
     if not np.array_equal(held, want):
         extra, lack = np.setdiff1d(held, want), np.setdiff1d(want, held)
         return [f"holds {len(extra)} rows it should not and lacks {len(lack)}"]

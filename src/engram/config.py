@@ -24,6 +24,10 @@ class Config:
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
     language: str = "english"
+    # keyword leg: BM25 of each chunk, or of its whole document (docs/benchmarks.md, #18);
+    # auto: document where the backend can (local), chunk where it cannot (postgres, milvus)
+    keyword_scope: str = "auto"  # auto | chunk | document
+    title_weight: float = 0.1  # document scope: + weight * BM25 of the document's title
     # recall stages beside fusion (engram.recall.refine; docs/benchmarks.md has the ablation)
     adaptive_gain: float = 0.0  # per-query alpha moves by gain * (vector - keyword confidence)
     doc_pool_decay: float = 0.0  # document = best chunk + decay * 2nd + decay^2 * 3rd ...

@@ -21,6 +21,7 @@ from engram.ingest.bulk import load_batches
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
 from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
+from engram.recall.settings import check_keyword_scope
 from engram.retrieval import Retrieval, chosen_url, open_retrieval
 from engram.retrieval.local import LocalRetrieval
 from engram.store import open_store
@@ -70,6 +71,7 @@ class Memory:
         self.config = (config or Config()).replace(**options) if options else (config or Config())
         if self.config.mode not in MODES:
             raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
+        check_keyword_scope(self.config.keyword_scope, self.config.title_weight)
         self.path = str(path)
         self.store = open_store(self.path, create=create)
         try:

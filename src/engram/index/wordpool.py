@@ -54,21 +54,35 @@ class WordPool:
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-words")
         self._reader = threading.Thread(target=self._read, name="engram-words-in", daemon=True)
         self._reader.start()
-        self._term_of = np.empty(0, dtype=np.int64)  # word number -> term id (-1: none)
+        self._words: list[str] = []  # every word run seen, by number
+        self._order: dict[Future[Cut], int] = {}  # each batch's number, in submission order
+        self._taken = 0  # batches whose new words are in ``_words``
+        self._term_of: dict[int, np.ndarray] = {}  # per index: word number -> term id (-1)
 
     def submit(self, texts: Sequence[str]) -> Future[Cut]:
         job: Future[Cut] = Future()
+        self._order[job] = len(self._order)
         self._pending.append(job)
         self._sender.submit(self._send, list(texts))
         return job
 
     def term_ids(self, job: Future[Cut], index: KeywordIndex) -> tuple[np.ndarray, np.ndarray]:
-        """``(counts, term ids)`` of a submitted batch, for ``KeywordIndex.add_terms``."""
+        """``(counts, term ids)`` of a submitted batch in ``index``'s vocabulary, for
+        ``KeywordIndex.add_terms``. Batches are taken in the order they were submitted; one
+        batch may be taken for several indexes."""
         counts, numbers, new_words = job.result()
-        if new_words:
-            fresh = np.fromiter(map(index.term_id_of_word, new_words), np.int64, len(new_words))
-            self._term_of = np.concatenate([self._term_of, fresh])
-        return counts, self._term_of[numbers]
+        number = self._order[job]
+        if number == self._taken:  # its new words follow those of the batches before
+            self._words.extend(new_words)
+            self._taken += 1
+        elif number > self._taken:
+            raise WordPoolError("word batches taken out of order")
+        known = self._term_of.get(id(index), np.empty(0, dtype=np.int64))
+        if len(known) < len(self._words):
+            words = self._words[len(known) :]
+            fresh = np.fromiter(map(index.term_id_of_word, words), np.int64, len(words))
+            known = self._term_of[id(index)] = np.concatenate([known, fresh])
+        return counts, known[numbers]
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

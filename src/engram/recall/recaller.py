@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engram.errors import EmbeddingMismatchError
+from engram.errors import EmbeddingMismatchError, EngramError
 from engram.recall import refine
 from engram.recall.explain import Explainer
 from engram.recall.floor import apply_floor
@@ -73,14 +73,23 @@ class Recaller:
         if scope.empty:
             return []
         n = settings.candidates
-        kw = self.retrieval.keyword(query, n, scope) if settings.uses_keywords else []
+        kw = self._keywords(query, n, scope, settings) if settings.uses_keywords else []
         vec: list[tuple[int, float]] = []
         if settings.uses_vectors:
             query_vector = self._query_vector(query, query_vector)
             vec = self.retrieval.vector(query_vector, n, scope)
         alpha = settings.alpha
         if self.stages is not None:
-            kw, vec = refine.feedback(self.stages, query, query_vector, kw, vec, n, scope)
+            kw, vec = refine.feedback(
+                self.stages,
+                query,
+                query_vector,
+                kw,
+                vec,
+                n,
+                scope,
+                keywords=lambda q: self._keywords(q, n, scope, settings),
+            )
             if settings.mode == "hybrid":
                 alpha = refine.query_alpha(self.stages.config, kw, vec, alpha)
         fused = fuse(
@@ -118,6 +127,20 @@ class Recaller:
             with_vectors=True,
         )
         return apply_floor(question, hits, vector, floor)
+
+    def _keywords(
+        self, query: str, n: int, scope: Scope, settings: RecallSettings
+    ) -> list[tuple[int, float]]:
+        """The keyword leg: chunks by their own BM25, or by their document's."""
+        search = getattr(self.retrieval, "document_keyword", None)
+        if settings.keyword_scope == "chunk" or (settings.keyword_scope == "auto" and not search):
+            return self.retrieval.keyword(query, n, scope)
+        if search is None:
+            raise EngramError(
+                f"keyword_scope 'document' needs the local retrieval backend; the "
+                f"{self.retrieval.name} backend scores chunks (set keyword_scope = 'chunk')"
+            )
+        return list(search(query, n, scope, settings.title_weight))
 
     def _query_vector(self, query: str, given: np.ndarray | None) -> np.ndarray:
         if given is None:

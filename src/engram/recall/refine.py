@@ -9,6 +9,7 @@ Every function returns its input unchanged when its setting is off, so the defau
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,10 @@ def feedback(
     vec: Ranking,
     n: int,
     scope: Scope,
+    keywords: Callable[[str], Ranking] | None = None,
 ) -> Legs:
-    """The legs after pseudo-relevance feedback (``rm3_terms``, ``rocchio_weight``)."""
+    """The legs after pseudo-relevance feedback (``rm3_terms``, ``rocchio_weight``);
+    ``keywords`` runs the expansion query as the first keyword leg ran (its scope)."""
     c = memory.config
     kw_out, vec_out = list(kw), list(vec)
     if c.rm3_terms > 0 and kw_out:
@@ -42,7 +45,10 @@ def feedback(
         passages = [(texts[cid], s) for cid, s in top if cid in texts]
         terms = expansion_terms(query, passages, c.rm3_terms, c.language)
         if terms:
-            extra = memory.retrieval.keyword(" ".join(terms), n, scope)
+            expansion = " ".join(terms)
+            extra = (
+                keywords(expansion) if keywords else memory.retrieval.keyword(expansion, n, scope)
+            )
             kw_out = add_rankings(kw_out, extra, c.rm3_weight)[:n]
     if c.rocchio_weight and vec_out and query_vector is not None:
         ids = [cid for cid, _ in vec_out[: c.feedback_docs]]

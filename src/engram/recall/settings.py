@@ -10,6 +10,7 @@ from engram.errors import EngramError
 from engram.recall.fusion import FUSIONS
 
 MODES = ("hybrid", "keyword", "vector")
+KEYWORD_SCOPES = ("auto", "chunk", "document")
 
 
 def check_mode(mode: str) -> str:
@@ -18,10 +19,25 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_keyword_scope(scope: str, title_weight: float) -> tuple[str, float]:
+    """``(keyword_scope, title_weight)`` checked, with a one-line error for a bad value."""
+    if scope not in KEYWORD_SCOPES:
+        raise EngramError(
+            f"unknown keyword_scope {scope!r}; use one of {', '.join(KEYWORD_SCOPES)}"
+        )
+    number = isinstance(title_weight, int | float) and not isinstance(title_weight, bool)
+    if not number or not 0.0 <= title_weight < float("inf"):
+        raise EngramError(f"title_weight must be a number >= 0, got {title_weight!r}")
+    return scope, float(title_weight)
+
+
 @dataclass(frozen=True)
 class RecallSettings:
     """One recall: ``k`` hits by ``mode``; hybrid fuses ``candidates`` per retriever with
-    ``fusion`` (``blend`` weighted by ``alpha``, or ``rrf`` with constant ``rrf_k``)."""
+    ``fusion`` (``blend`` weighted by ``alpha``, or ``rrf`` with constant ``rrf_k``). The
+    keyword retriever scores chunks, or with ``keyword_scope`` "document" each chunk's whole
+    document (plus ``title_weight`` times its title's BM25); "auto" is "document" where the
+    retrieval backend can score documents, else "chunk"."""
 
     k: int
     mode: str
@@ -29,6 +45,8 @@ class RecallSettings:
     alpha: float
     rrf_k: int
     candidates: int
+    keyword_scope: str = "auto"
+    title_weight: float = 0.1
 
     @classmethod
     def from_config(
@@ -53,7 +71,8 @@ class RecallSettings:
             raise EngramError(f"k must be a positive integer, got {k!r}")
         # Single-retriever modes fuse nothing, so k candidates are enough.
         pool = max(k, candidates or (config.candidates if mode == "hybrid" else k))
-        return cls(k, mode, fusion, alpha, config.rrf_k, pool)
+        scope, weight = check_keyword_scope(config.keyword_scope, config.title_weight)
+        return cls(k, mode, fusion, alpha, config.rrf_k, pool, scope, weight)
 
     @property
     def uses_keywords(self) -> bool:

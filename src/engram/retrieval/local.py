@@ -22,12 +22,13 @@ from engram.config import Config
 from engram.embed.base import default_threads
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.base import SegmentedIndex
+from engram.index.documents import DocumentIndex
 from engram.index.keyword import KeywordIndex
 from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.index.wordpool import WordPool, WordPoolError
 from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
-from engram.store.base import DocumentRow, Store, WriteResult
+from engram.store.base import ChunkRecord, DocumentRow, Store, WriteResult
 from engram.types import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
@@ -73,13 +74,26 @@ class LocalRetrieval:
         self.postings = MetadataPostings(store)
         self._words: WordPool | None = None  # during a bulk load (``bulk_load``)
         self._unsaved = 0
+        self._index_dir = index_dir
+        # BM25 over whole documents: made when keyword_scope asks for it (or on first use),
+        # and kept current from then on once its folder exists
+        self.document_index: DocumentIndex | None = None
+        if config.keyword_scope != "chunk" or (index_dir / "document").is_dir():
+            self.document_index = self._document_index()
         for index in self.indexes if load else ():
             index.load()
         self._repair = [i for i in self.indexes if i.damaged]  # saved once rebuilt
 
     @property
     def indexes(self) -> list[SegmentedIndex]:
-        return [self.keyword_index, self.vector_index]
+        extra = [self.document_index] if self.document_index is not None else []
+        return [self.keyword_index, self.vector_index, *extra]
+
+    def _document_index(self) -> DocumentIndex:
+        c = self.config
+        return DocumentIndex(
+            self._index_dir / "document", k1=c.bm25_k1, b=c.bm25_b, language=c.language
+        )
 
     def set_dim(self, dim: int) -> None:
         self.vector_index.dim = dim
@@ -102,6 +116,36 @@ class LocalRetrieval:
 
     def keyword(self, query: str, n: int, scope: Scope) -> Candidates:
         return self.keyword_index.search(query, n, scope.resolved)
+
+    def document_keyword(
+        self, query: str, n: int, scope: Scope, title_weight: float = 0.0
+    ) -> Candidates:
+        """The chunks of the top ``n`` documents by BM25 of the whole document's text (plus
+        ``title_weight`` times BM25 of its title), in scope: each chunk scores its
+        document's score; a document's chunks follow one another in id order."""
+        index = self.document_index
+        if index is None:  # first use: built (or loaded) and caught up now
+            index = self.document_index = self._document_index()
+            if not index.load() and index.damaged:
+                self._repair.append(index)
+            self.sync()
+        allowed = scope.resolved if isinstance(scope.resolved, np.ndarray) else None
+        ranked = index.search_documents(query, n, index.allowed_rows(allowed), title_weight)
+        groups = [(score, index.chunks_of_row(row, allowed)) for row, score in ranked]
+        return self._within_documents(query, groups)
+
+    def _within_documents(self, query: str, groups: list[tuple[float, np.ndarray]]) -> Candidates:
+        """Each document's chunks with its score, ordered within it by their own BM25: a
+        chunk gains at most a millionth of the score, so documents keep their order."""
+        ids = np.unique(np.concatenate([c for _, c in groups])) if groups else np.zeros(0)
+        own = dict(self.keyword_index.search(query, len(ids), ids.astype(np.int64)))
+        out: Candidates = []
+        for score, chunks in groups:
+            mine = [(int(c), own.get(int(c), 0.0)) for c in chunks]
+            best = max((s for _, s in mine), default=0.0) or 1.0
+            mine.sort(key=lambda x: (-x[1], x[0]))
+            out.extend((cid, score * (1.0 + 1e-6 * s / best)) for cid, s in mine)
+        return out
 
     def vector(self, vector: np.ndarray, n: int, scope: Scope) -> Candidates:
         return self.vector_index.search(vector, n, scope.resolved)
@@ -160,7 +204,14 @@ class LocalRetrieval:
 
     def _apply(self, index: SegmentedIndex, changes: list[tuple[int, str, int]]) -> None:
         ids, removed = net_changes(changes)
-        index.remove(removed)
+        if isinstance(index, DocumentIndex):  # every document a changed chunk belongs to
+            docs = set(index.documents_of(removed).tolist())
+            docs.update(self.store.chunk_documents(ids).values())
+            index.drop_documents(docs)
+            index.add_documents(self.store.document_chunks(sorted(docs)))
+            ids = []
+        else:
+            index.remove(removed)
         if ids:
             if isinstance(index, KeywordIndex):
                 texts = self.store.chunk_texts(ids)
@@ -205,10 +256,8 @@ class LocalRetrieval:
         back), when the changelog up to ``head`` holds that write's changes and nothing else
         the indexes lack. Returns False, having done nothing, otherwise (``sync`` then).
         ``words``: the rows' texts cut by ``cut_words`` (taken even when nothing is done)."""
-        terms = self._cut_terms(words)
+        terms = self._cut_terms(words, self.keyword_index)
         changed = sum(len(r.added) + len(r.deleted) for r in results)
-        if any(index.last_seq != head - changed for index in self.indexes):
-            return False
         removed = [cid for r in results for cid in r.deleted]
         added = [
             (cid, rec)
@@ -216,44 +265,63 @@ class LocalRetrieval:
             if r.added  # an unchanged document adds nothing
             for cid, rec in zip(r.added, chunks, strict=True)
         ]
+        if any(index.last_seq != head - changed for index in self.indexes) or (
+            removed and set(removed) & {cid for cid, _ in added}  # a key twice in the batch
+        ):
+            return False
         self.keyword_index.remove(removed)
         self.vector_index.remove(removed)
         if terms is not None:
-            self._add_cut(rows, results, [cid for cid, _ in added], *terms)
+            self.keyword_index.add_terms(
+                [cid for cid, _ in added], *_of_written(rows, results, *terms)
+            )
         else:
             self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
         if added:
             self._add_vectors([(cid, "", rec.vector) for cid, rec in added])
+        if self.document_index is not None:
+            self._documents_written(rows, results, words)
         for index in self.indexes:
             self._applied(index, head)
         self._unsaved += changed
         return True
 
-    def _cut_terms(self, words: Future[Cut] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    def _cut_terms(
+        self, words: Future[Cut] | None, index: KeywordIndex
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(counts, term ids)`` in ``index``'s vocabulary of every chunk of a batch cut by
+        the word pool; None without one (or once it failed: the texts are cut here then)."""
         if words is None or self._words is None:
             return None
         try:
-            return self._words.term_ids(words, self.keyword_index)
-        except WordPoolError as exc:  # the texts are cut here instead from now on
+            return self._words.term_ids(words, index)
+        except WordPoolError as exc:
             log.warning("%s; the bulk load goes on without it", exc)
             self._words.close()
             self._words = None
             return None
 
-    def _add_cut(
-        self,
-        rows: Sequence[DocumentRow],
-        results: Sequence[WriteResult],
-        ids: list[int],
-        counts: np.ndarray,
-        tids: np.ndarray,
+    def _documents_written(
+        self, rows: Sequence[DocumentRow], results: Sequence[WriteResult], words: Future[Cut] | None
     ) -> None:
-        """Add the chunks of the documents written (not those kept unchanged) from the term
-        ids of every chunk of ``rows``."""
-        written = np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
-        if not written.all():
-            tids, counts = tids[np.repeat(written, counts)], counts[written]
-        self.keyword_index.add_terms(ids, counts, tids)
+        """The document index takes a write from memory: documents replaced leave, every
+        document written comes in as a new row (one of a single chunk reuses its cut words)."""
+        index = self.document_index
+        assert index is not None
+        index.drop_documents([r.document_id for r in results if r.deleted])
+        written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
+        docs = {
+            r.document_id: (
+                row[0].title,
+                _spans(r.added, row[3]),
+            )
+            for row, r in written
+        }
+        terms = None
+        if len(docs) == len(written) and all(len(row[3]) == 1 for row, _ in written):
+            cut = self._cut_terms(words, index)  # a document's text is its one chunk's
+            terms = _of_written(rows, results, *cut) if cut is not None else None
+        index.add_documents(docs, terms)
 
     def _add_vectors(self, rows: list[tuple[int, str, np.ndarray]]) -> None:
         self._check_dim({len(v) for _, _, v in rows})
@@ -278,16 +346,21 @@ class LocalRetrieval:
                 )
 
     def _rebuild(self, index: SegmentedIndex) -> int:
-        """Rebuild one index from a consistent snapshot of the store."""
+        """Rebuild one index from a consistent snapshot of the store; returns chunks read."""
         index.reset()
         n = 0
         with self.store.snapshot():
             head = self.store.max_seq()
-            for rows in self.store.iter_chunks():
-                if index is self.vector_index:
-                    self._check_dim({len(r[2]) for r in rows})
-                index.add(rows)
-                n += len(rows)
+            if isinstance(index, DocumentIndex):
+                for docs in self.store.iter_document_chunks():
+                    index.add_documents(docs)
+                    n += sum(len(chunks) for _, chunks in docs.values())
+            else:
+                for rows in self.store.iter_chunks():
+                    if index is self.vector_index:
+                        self._check_dim({len(r[2]) for r in rows})
+                    index.add(rows)
+                    n += len(rows)
         index.last_seq = head
         index.dirty = True
         index.freeze()
@@ -322,3 +395,24 @@ class LocalRetrieval:
             counts[index.kind] = self._rebuild(index)
             index.save()
         return counts
+
+
+def _of_written(
+    rows: Sequence[DocumentRow],
+    results: Sequence[WriteResult],
+    counts: np.ndarray,
+    tids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, term ids)`` of every chunk of ``rows`` cut down to the chunks of the documents
+    written (not those kept unchanged)."""
+    written = np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
+    if written.all():
+        return counts, tids
+    return counts[written], tids[np.repeat(written, counts)]
+
+
+def _spans(ids: list[int], records: Sequence[ChunkRecord]) -> list[tuple[int, int, int, str]]:
+    """``(chunk id, start, end, text)`` of a document's chunks, as the document index reads."""
+    return [
+        (c, r.chunk.start, r.chunk.end, r.chunk.text) for c, r in zip(ids, records, strict=True)
+    ]

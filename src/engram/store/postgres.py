@@ -30,6 +30,7 @@ from engram.errors import (
     StoreNotFoundError,
 )
 from engram.store.base import ChunkRecord, WriteResult
+from engram.store.document_reads import DocumentReads
 from engram.store.filters import (
     compile_where,
     metadata_index_name,
@@ -87,7 +88,7 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, DocumentReads):
     """The server store. Safe for many writers and readers across processes and machines."""
 
     kind = "postgresql"

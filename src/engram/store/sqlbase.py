@@ -25,6 +25,7 @@ import numpy as np
 from engram.errors import EngramError
 from engram.identity import metadata_json
 from engram.store.base import ChunkRecord, DocumentRow, WriteResult
+from engram.store.chunk_reads import ChunkReads
 from engram.store.filters import compile_where
 from engram.types import Document
 
@@ -33,7 +34,7 @@ Row = DocumentRow
 _AUDIT_KEYS = ("at", "action", "namespace", "target", "reason")
 
 
-class SqlStore:
+class SqlStore(ChunkReads):
     """The shared part of the SQL stores (see the module docstring for the hooks)."""
 
     kind = "sql"
@@ -526,60 +527,6 @@ class SqlStore:
             "HAVING sum(CASE WHEN op = 'add' THEN 1 ELSE -1 END) > 0"
         )
         return np.array(sorted(r[0] for r in rows), dtype=np.int64)
-
-    # -- chunks ---------------------------------------------------------------------------
-    def chunk_ids(self) -> np.ndarray:
-        """Sorted ids of every chunk."""
-        rows = self._all("SELECT id FROM chunks ORDER BY id")
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def count_chunks(self) -> int:
-        return int(self._one("SELECT count(*) FROM chunks"))
-
-    def chunks_without_vector(self) -> int:
-        return int(
-            self._one(
-                "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
-                "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)"
-            )
-        )
-
-    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for c, p in self._in("id", [int(i) for i in ids]):
-            out.update(self._all(f"SELECT id, text FROM chunks WHERE {c}", p))
-        return out
-
-    def existing(self, ids: Sequence[int]) -> set[int]:
-        out: set[int] = set()
-        for c, p in self._in("id", [int(i) for i in ids]):
-            out.update(r[0] for r in self._all(f"SELECT id FROM chunks WHERE {c}", p))
-        return out
-
-    def chunk_vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, matrix)`` of the chunks among ``ids`` that still exist, in id order."""
-        rows: list[tuple] = []
-        for c, p in self._in("chunk_id", [int(i) for i in ids]):
-            rows += self._all(f"SELECT chunk_id, {self._vector_column} FROM vectors WHERE {c}", p)
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        rows.sort(key=lambda r: r[0])
-        mat = np.vstack([self._vector(r[1]) for r in rows]).astype(np.float32, copy=False)
-        return np.array([r[0] for r in rows], dtype=np.int64), mat
-
-    def iter_chunks(self, batch: int = 5000) -> Iterator[list[tuple[int, str, np.ndarray]]]:
-        """Every chunk with its text and vector, in id order, in batches (for rebuilds)."""
-        last = 0
-        while True:
-            rows = self._all(
-                f"SELECT c.id, c.text, v.{self._vector_column} FROM chunks c JOIN vectors v "
-                f"ON v.chunk_id = c.id WHERE c.id > {self.P} ORDER BY c.id LIMIT {self.P}",
-                (last, batch),
-            )
-            if not rows:
-                return
-            yield [(r[0], r[1], self._vector(r[2])) for r in rows]
-            last = rows[-1][0]
 
     def hit_rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}

@@ -15,6 +15,7 @@ import numpy as np
 
 from engram.errors import EngramError, StoreNotFoundError
 from engram.store.base import ChunkRecord, WriteResult
+from engram.store.document_reads import DocumentReads
 from engram.store.filters import (
     compile_where,
     json_path_literal,
@@ -42,7 +43,7 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-class SQLiteStore(SqlStore):
+class SQLiteStore(SqlStore, DocumentReads):
     """The embedded store. Safe for one writer and many readers across processes."""
 
     kind = "sqlite"

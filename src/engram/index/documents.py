@@ -1,0 +1,219 @@
+"""BM25 over whole documents and over their titles (``keyword_scope = "document"``).
+
+One row per document version: a row holds the document's text (its chunks joined, overlaps
+read once) and, in the ``titles`` index beside it, its title. When any chunk of a document
+changes, its row is deleted and a new row (the next row number) holds its current text, so a
+row id is never reused, as the segmented index requires. The index also keeps which document
+each live chunk belongs to, to turn a search scope (allowed chunk ids) into allowed rows and
+a recalled document back into its chunks.
+
+Both indexes are saved together (the titles first, in ``<folder>/title``); if they are out of
+step on load (a save interrupted between the two) the index is rebuilt from the store, as when
+it was never saved; a file failing its checksum is reported as damage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engram.index.base import positions_of
+from engram.index.keyword import KeywordIndex
+from engram.store.base import DocumentChunks
+
+log = logging.getLogger(__name__)
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def join_chunks(chunks: Sequence[tuple[int, int, int, str]]) -> str:
+    """A document's text from its chunks ``(id, start, end, text)`` in position order: where
+    a chunk's span overlaps the text already read, only its new part is taken."""
+    out: list[str] = []
+    covered = 0
+    for _, start, end, text in chunks:
+        if end - start != len(text) or end <= start:  # no usable span: the whole chunk
+            out.append(text if not out else " " + text)
+            continue
+        if start >= covered:
+            out.append(text if not out else " " + text)
+        elif end > covered:
+            out.append(text[covered - start :])
+        covered = max(covered, end)
+    return "".join(out)
+
+
+class DocumentIndex(KeywordIndex):
+    """BM25 of whole documents (rows: document versions) and of their titles."""
+
+    kind = "document"
+
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        k1: float = 0.9,
+        b: float = 0.4,
+        language: str = "english",
+    ):
+        self.titles = KeywordIndex(
+            Path(directory) / "title" if directory else None, k1=k1, b=b, language=language
+        )
+        super().__init__(directory, k1=k1, b=b, language=language)
+
+    def reset(self) -> None:
+        super().reset()
+        self.titles.reset()
+        self.map_chunks = _NONE  # live chunk ids, ascending
+        self.map_docs = _NONE  # the document of each
+        self.row_docs = _NONE  # the document of each row (row id = position)
+        self._live()
+
+    def _live(self) -> None:
+        """Derived lookups: live rows by document, chunks by document."""
+        rows = np.arange(len(self.row_docs), dtype=np.int64)
+        if self.deleted:
+            rows = rows[~np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))]
+        order = np.argsort(self.row_docs[rows], kind="stable")
+        self.live_docs, self.live_rows = self.row_docs[rows][order], rows[order]
+        by_doc = np.argsort(self.map_docs, kind="stable")
+        self.doc_sorted, self.doc_chunks = self.map_docs[by_doc], self.map_chunks[by_doc]
+
+    # -- writes ---------------------------------------------------------------------------
+    def documents_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """The documents of those of ``chunk_ids`` the index holds."""
+        wanted = np.unique(np.asarray(chunk_ids, dtype=np.int64))
+        return np.unique(self.map_docs[positions_of(self.map_chunks, wanted)])
+
+    def rows_of(self, doc_ids: np.ndarray) -> np.ndarray:
+        """Live rows of these documents, ascending."""
+        pos = positions_of(self.live_docs, np.unique(doc_ids))
+        return np.sort(self.live_rows[pos])
+
+    def drop_documents(self, doc_ids: Iterable[int]) -> None:
+        """Delete the rows and chunk entries of these documents."""
+        docs = np.unique(np.asarray(list(doc_ids), dtype=np.int64))
+        if not len(docs):
+            return
+        rows = self.rows_of(docs).tolist()
+        self.remove(rows)
+        self.titles.remove(rows)
+        keep = ~np.isin(self.map_docs, docs)
+        self.map_chunks, self.map_docs = self.map_chunks[keep], self.map_docs[keep]
+        self._live()
+
+    def add_documents(
+        self, docs: Mapping[int, DocumentChunks], terms: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """One new row per document (its current title and chunks). ``terms``: the documents'
+        texts already cut, ``(counts, term ids)`` as for ``add_terms``, in ``docs``' order."""
+        if not docs:
+            return
+        first = self.n_docs
+        ids = list(docs) if terms is not None else sorted(docs)
+        rows = range(first, first + len(ids))
+        if terms is not None:
+            self.add_terms(list(rows), *terms)
+        else:
+            self.add([(r, join_chunks(docs[d][1]), None) for r, d in zip(rows, ids, strict=True)])
+        self.titles.add([(r, docs[d][0], None) for r, d in zip(rows, ids, strict=True)])
+        self.row_docs = np.concatenate([self.row_docs, np.array(ids, dtype=np.int64)])
+        chunks = [(c[0], d) for d in ids for c in docs[d][1]]
+        cids = np.concatenate([self.map_chunks, np.array([c for c, _ in chunks], np.int64)])
+        dids = np.concatenate([self.map_docs, np.array([d for _, d in chunks], np.int64)])
+        order = np.argsort(cids, kind="stable")
+        self.map_chunks, self.map_docs = cids[order], dids[order]
+        self._live()
+
+    def freeze(self) -> None:
+        super().freeze()
+        self.titles.freeze()
+
+    # -- queries --------------------------------------------------------------------------
+    def allowed_rows(self, allowed_chunks: np.ndarray | None) -> np.ndarray | None:
+        """Rows of the documents with a chunk among ``allowed_chunks`` (None: every row)."""
+        if allowed_chunks is None:
+            return None
+        pos = positions_of(self.map_chunks, np.asarray(allowed_chunks, dtype=np.int64))
+        return self.rows_of(self.map_docs[pos])
+
+    def search_documents(
+        self, query: str, k: int, allowed: np.ndarray | None, title_weight: float = 0.0
+    ) -> list[tuple[int, float]]:
+        """The top ``k`` rows by ``BM25(text) + title_weight * BM25(title)``."""
+        body = self.search(query, k, allowed)
+        if not title_weight:
+            return body
+        title = self.titles.search(query, k, allowed)
+        union = np.unique(np.array([r for r, _ in body + title], dtype=np.int64))
+        if not len(union):
+            return []
+        b = dict(self.search(query, len(union), union))
+        t = dict(self.titles.search(query, len(union), union))
+        scores = {int(r): b.get(r, 0.0) + title_weight * t.get(r, 0.0) for r in union}
+        return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+    def chunks_of_row(self, row: int, allowed_chunks: np.ndarray | None) -> np.ndarray:
+        """The chunk ids (ascending) of the document held in ``row``, within scope."""
+        doc = self.row_docs[row]
+        lo, hi = np.searchsorted(self.doc_sorted, [doc, doc + 1])
+        chunks = np.sort(self.doc_chunks[lo:hi])
+        if allowed_chunks is not None and len(chunks):
+            allowed = np.asarray(allowed_chunks, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(allowed, chunks), max(len(allowed) - 1, 0))
+            chunks = chunks[allowed[pos] == chunks] if len(allowed) else chunks[:0]
+        return chunks
+
+    def live_chunk_ids(self) -> np.ndarray:
+        """The chunk ids the index holds (for ``engram check``)."""
+        return self.map_chunks
+
+    # -- persistence ----------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "rows": "documents"}
+
+    def _save_extra(self, seg_dir: Path, tag: str) -> dict[str, Any]:
+        out = super()._save_extra(seg_dir, tag)
+        name = f"docmap-{tag}.npz"
+        with open(seg_dir / name, "wb") as f:
+            np.savez(f, chunks=self.map_chunks, docs=self.map_docs, rows=self.row_docs)
+        return {**out, "file_docmap": name}
+
+    def _load_extra(self, seg_dir: Path, manifest: dict[str, Any]) -> None:
+        super()._load_extra(seg_dir, manifest)
+        z = np.load(seg_dir / manifest["file_docmap"])
+        self.map_chunks, self.map_docs = z["chunks"], z["docs"]
+        self.row_docs = z["rows"]
+        if len(self.row_docs) != self.n_docs or len(self.map_chunks) != len(self.map_docs):
+            raise ValueError("document map does not match the rows")
+
+    def save(self) -> None:
+        """The titles first, then the rows: the rows' manifest is what commits the pair."""
+        if self.directory is None or not self.dirty:
+            return
+        self.titles.last_seq, self.titles.dirty = self.last_seq, True
+        self.titles.save()
+        super().save()
+
+    def load(self) -> bool:
+        if not super().load():
+            self.titles.reset()
+            return False
+        if self.titles.load() and (self.titles.last_seq, self.titles.n_docs) == (
+            self.last_seq,
+            self.n_docs,
+        ):
+            self._live()
+            return True
+        if self.titles.damaged:  # a file failing its checksum
+            self.damaged = [f"title {d}" for d in self.titles.damaged]
+        else:  # missing, or saved at another change (a save interrupted between the two)
+            log.info("document index at %s: titles out of step; rebuilding", self.directory)
+        self.reset()
+        return False
+
+    def verify(self) -> list[str]:
+        return super().verify() + [f"title {p}" for p in self.titles.verify()]
