@@ -20,14 +20,16 @@ def metadata_json(metadata: dict) -> str:
     strings, integers, booleans and nulls seen recently comes from a small memo (bulk loads
     repeat a few tenants or sources); floats and other values are encoded every time (equal
     values such as 0.0 and -0.0 would encode differently)."""
-    if not all(type(v) in _PLAIN for v in metadata.values()):
-        return _METADATA.encode(metadata)
-    key = tuple((type(k), k, type(v), v) for k, v in metadata.items())  # 1 == True: types count
-    text = _MEMO.get(key)
+    key: list = []  # 1 == True == 1.0 as keys: the types are part of the key
+    for k, v in metadata.items():
+        if type(v) not in _PLAIN:
+            return _METADATA.encode(metadata)
+        key += (type(k), k, type(v), v)
+    text = _MEMO.get(tuple(key))
     if text is None:
         if len(_MEMO) >= _MEMO_MAX:
             _MEMO.clear()
-        text = _MEMO[key] = _METADATA.encode(metadata)
+        text = _MEMO[tuple(key)] = _METADATA.encode(metadata)
     return text
 
 

@@ -73,14 +73,26 @@ class DocumentIndex(KeywordIndex):
         self._live()
 
     def _live(self) -> None:
-        """Derived lookups: live rows by document, chunks by document."""
-        rows = np.arange(len(self.row_docs), dtype=np.int64)
-        if self.deleted:
-            rows = rows[~np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))]
-        order = np.argsort(self.row_docs[rows], kind="stable")
-        self.live_docs, self.live_rows = self.row_docs[rows][order], rows[order]
-        by_doc = np.argsort(self.map_docs, kind="stable")
-        self.doc_sorted, self.doc_chunks = self.map_docs[by_doc], self.map_chunks[by_doc]
+        """The derived lookups are out of date: made again when next asked for (a bulk load
+        adds many batches before a query)."""
+        self._lookups: tuple[np.ndarray, ...] | None = None
+
+    def _lookup(self) -> tuple[np.ndarray, ...]:
+        """``(live_docs, live_rows, doc_sorted, doc_chunks)``: live rows by document, chunks
+        by document."""
+        if self._lookups is None:
+            rows = np.arange(len(self.row_docs), dtype=np.int64)
+            if self.deleted:
+                rows = rows[~np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))]
+            order = np.argsort(self.row_docs[rows], kind="stable")
+            by_doc = np.argsort(self.map_docs, kind="stable")
+            self._lookups = (
+                self.row_docs[rows][order],
+                rows[order],
+                self.map_docs[by_doc],
+                self.map_chunks[by_doc],
+            )
+        return self._lookups
 
     # -- writes ---------------------------------------------------------------------------
     def documents_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
@@ -90,8 +102,9 @@ class DocumentIndex(KeywordIndex):
 
     def rows_of(self, doc_ids: np.ndarray) -> np.ndarray:
         """Live rows of these documents, ascending."""
-        pos = positions_of(self.live_docs, np.unique(doc_ids))
-        return np.sort(self.live_rows[pos])
+        live_docs, live_rows, _, _ = self._lookup()
+        pos = positions_of(live_docs, np.unique(doc_ids))
+        return np.sort(live_rows[pos])
 
     def drop_documents(self, doc_ids: Iterable[int]) -> None:
         """Delete the rows and chunk entries of these documents."""
@@ -124,8 +137,12 @@ class DocumentIndex(KeywordIndex):
         chunks = [(c[0], d) for d in ids for c in docs[d][1]]
         cids = np.concatenate([self.map_chunks, np.array([c for c, _ in chunks], np.int64)])
         dids = np.concatenate([self.map_docs, np.array([d for _, d in chunks], np.int64)])
-        order = np.argsort(cids, kind="stable")
-        self.map_chunks, self.map_docs = cids[order], dids[order]
+        n = len(self.map_chunks)
+        new = cids[n:]
+        if (n and len(new) and new[0] <= cids[n - 1]) or np.any(np.diff(new) <= 0):
+            order = np.argsort(cids, kind="stable")  # not just appended in order (bulk loads)
+            cids, dids = cids[order], dids[order]
+        self.map_chunks, self.map_docs = cids, dids
         self._live()
 
     def freeze(self) -> None:
@@ -159,8 +176,9 @@ class DocumentIndex(KeywordIndex):
     def chunks_of_row(self, row: int, allowed_chunks: np.ndarray | None) -> np.ndarray:
         """The chunk ids (ascending) of the document held in ``row``, within scope."""
         doc = self.row_docs[row]
-        lo, hi = np.searchsorted(self.doc_sorted, [doc, doc + 1])
-        chunks = np.sort(self.doc_chunks[lo:hi])
+        _, _, doc_sorted, doc_chunks = self._lookup()
+        lo, hi = np.searchsorted(doc_sorted, [doc, doc + 1])
+        chunks = np.sort(doc_chunks[lo:hi])
         if allowed_chunks is not None and len(chunks):
             allowed = np.asarray(allowed_chunks, dtype=np.int64)
             pos = np.minimum(np.searchsorted(allowed, chunks), max(len(allowed) - 1, 0))
