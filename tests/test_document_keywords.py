@@ -207,3 +207,30 @@ def test_a_postgres_store_with_local_index_files_scores_documents(tmp_path, embe
             assert scores == pytest.approx([want[doc]] * len(scores), rel=1e-5)
         mem.delete(["split"])
         assert "split" not in keyword_scores(mem, "glacier basalt")
+
+
+def test_bulk_imports_keep_document_and_title_scores_exact(make_memory, embedder, monkeypatch):
+    from engram.retrieval.local import LocalRetrieval
+    from engram.types import Document
+
+    def refuse(self, autosave=True):
+        raise AssertionError("a bulk batch was caught up from the changelog, not from memory")
+
+    mem = make_memory(title_weight=0.5)
+    docs = [Document(id=d["id"], text=d["text"], title=d["title"]) for d in DOCS]
+    mem.sync()
+    monkeypatch.setattr(LocalRetrieval, "sync", refuse)
+    mem.import_vectors(docs, embedder.embed([d.text for d in docs]), batch=3)
+    changed = [Document(id="glacier", text="Moraine and scree.", title="Basalt ice")]
+    mem.import_vectors(changed, embedder.embed([changed[0].text]), batch=3)
+    monkeypatch.undo()
+    # the replaced version stays in the statistics until a rebuild (as in Lucene), unreturned
+    now = [{**d, "id": "replaced"} if d["id"] == "glacier" else d for d in DOCS]
+    now += [{"id": "glacier", "text": "Moraine and scree.", "title": "Basalt ice"}]
+    for query in ("glacier basalt", "moraine ice"):
+        body, title = reference(now, query), reference(now, query, "title")
+        got = keyword_scores(mem, query)
+        assert set(got) == (set(body) | set(title)) - {"replaced"}
+        for doc, scores in got.items():
+            want = body.get(doc, 0) + 0.5 * title.get(doc, 0)
+            assert scores[0] == pytest.approx(want, rel=1e-5)
