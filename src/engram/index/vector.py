@@ -88,7 +88,7 @@ class FlatVectorIndex(SegmentedIndex):
     def reset(self) -> None:
         super().reset()
         self._mem_ids: list[int] = []
-        self._mem_vecs: list[np.ndarray] = []
+        self._mem_vecs: list[np.ndarray] = []  # blocks of rows, in the order of _mem_ids
         self.hnsw: HnswGraph | None = None
         self._hnsw_name = self._ids_name = ""
         self.ivf: IvfLists | None = None
@@ -216,31 +216,33 @@ class FlatVectorIndex(SegmentedIndex):
                 part = pos[i : i + 50_000]
                 self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
         if self._mem_ids:
-            live = [
-                (i, v)
-                for i, v in zip(self._mem_ids, self._mem_vecs, strict=True)
-                if i not in self.deleted
-            ]
-            if live:
-                ids, vecs = zip(*live, strict=True)
-                self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
+            ids = np.array(self._mem_ids, dtype=np.int64)
+            keep = ~np.isin(ids, np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted)))
+            if keep.any():
+                self._hnsw_add(ids[keep], np.vstack(self._mem_vecs)[keep])
         self.dirty = True
 
     def size(self) -> int:
         return sum(len(s.ids) for s in self.segments) + len(self._mem_ids)
 
     def add(self, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
-        if not rows:
+        if rows:
+            vectors = [np.asarray(r[2], dtype=np.float32) for r in rows]
+            self.add_block([int(r[0]) for r in rows], np.vstack(vectors))
+
+    def add_block(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Add rows ``ids`` with ``vectors`` (one row each), kept as one block until frozen."""
+        if not len(ids):
             return
-        ids = [int(r[0]) for r in rows]
-        vecs = [np.asarray(r[2], dtype=np.float32) for r in rows]
+        ids = [int(i) for i in ids]
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         self._mem_ids.extend(ids)
-        self._mem_vecs.extend(vecs)
+        self._mem_vecs.append(vecs)
         self.dirty = True
         if self.ivf is not None and min(ids) <= self.ivf.max_id:
             self.ivf = None  # an id the lists may hold came back: rebuilt at the next save
         if self.hnsw is not None:
-            self._hnsw_add(np.array(ids, dtype=np.int64), np.vstack(vecs))
+            self._hnsw_add(np.array(ids, dtype=np.int64), vecs)
         if len(self._mem_ids) >= self.memtable_rows:
             self.freeze()
 

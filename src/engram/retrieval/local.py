@@ -278,7 +278,10 @@ class LocalRetrieval:
         else:
             self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
         if added:
-            self._add_vectors([(cid, "", rec.vector) for cid, rec in added])
+            self._check_dim({len(rec.vector) for _, rec in added})
+            self.vector_index.add_block(
+                [cid for cid, _ in added], np.asarray([rec.vector for _, rec in added])
+            )
         if self.document_index is not None:
             self._documents_written(rows, results, words)
         for index in self.indexes:
