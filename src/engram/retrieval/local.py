@@ -136,11 +136,20 @@ class LocalRetrieval:
 
     def _within_documents(self, query: str, groups: list[tuple[float, np.ndarray]]) -> Candidates:
         """Each document's chunks with its score, ordered within it by their own BM25: a
-        chunk gains at most a millionth of the score, so documents keep their order."""
-        ids = np.unique(np.concatenate([c for _, c in groups])) if groups else np.zeros(0)
-        own = dict(self.keyword_index.search(query, len(ids), ids.astype(np.int64)))
+        chunk gains at most a millionth of the score, so documents keep their order. (A
+        document of one chunk has nothing to order: its chunk keeps the document's score.)"""
+        several = [c for _, c in groups if len(c) > 1]
+        ids = np.unique(np.concatenate(several)) if several else np.zeros(0, dtype=np.int64)
+        own = (
+            dict(self.keyword_index.search(query, len(ids), ids.astype(np.int64)))
+            if several
+            else {}
+        )
         out: Candidates = []
         for score, chunks in groups:
+            if len(chunks) == 1:
+                out.append((int(chunks[0]), score))
+                continue
             mine = [(int(c), own.get(int(c), 0.0)) for c in chunks]
             best = max((s for _, s in mine), default=0.0) or 1.0
             mine.sort(key=lambda x: (-x[1], x[0]))
