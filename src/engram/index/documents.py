@@ -118,25 +118,38 @@ class DocumentIndex(KeywordIndex):
         self.map_chunks, self.map_docs = self.map_chunks[keep], self.map_docs[keep]
         self._live()
 
-    def add_documents(
-        self, docs: Mapping[int, DocumentChunks], terms: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> None:
-        """One new row per document (its current title and chunks). ``terms``: the documents'
-        texts already cut, ``(counts, term ids)`` as for ``add_terms``, in ``docs``' order."""
+    def add_documents(self, docs: Mapping[int, DocumentChunks]) -> None:
+        """One new row per document (its current title and chunks)."""
         if not docs:
             return
-        first = self.n_docs
-        ids = list(docs) if terms is not None else sorted(docs)
-        rows = range(first, first + len(ids))
-        if terms is not None:
-            self.add_terms(list(rows), *terms)
-        else:
-            self.add([(r, join_chunks(docs[d][1]), None) for r, d in zip(rows, ids, strict=True)])
+        ids = sorted(docs)
+        rows = range(self.n_docs, self.n_docs + len(ids))
+        self.add([(r, join_chunks(docs[d][1]), None) for r, d in zip(rows, ids, strict=True)])
         self.titles.add([(r, docs[d][0], None) for r, d in zip(rows, ids, strict=True)])
-        self.row_docs = np.concatenate([self.row_docs, np.array(ids, dtype=np.int64)])
         chunks = [(c[0], d) for d in ids for c in docs[d][1]]
-        cids = np.concatenate([self.map_chunks, np.array([c for c, _ in chunks], np.int64)])
-        dids = np.concatenate([self.map_docs, np.array([d for _, d in chunks], np.int64)])
+        self._map(ids, [c for c, _ in chunks], [d for _, d in chunks])
+
+    def add_single_chunks(
+        self,
+        doc_ids: Sequence[int],
+        chunk_ids: Sequence[int],
+        titles: Sequence[str],
+        terms: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """One new row per document of one chunk, its text given already cut: ``terms`` is
+        ``(counts, term ids)`` as for ``add_terms`` (a bulk load's word pool)."""
+        if not len(doc_ids):
+            return
+        rows = range(self.n_docs, self.n_docs + len(doc_ids))
+        self.add_terms(list(rows), *terms)
+        self.titles.add([(r, t, None) for r, t in zip(rows, titles, strict=True)])
+        self._map(doc_ids, chunk_ids, doc_ids)
+
+    def _map(self, row_docs: Sequence[int], chunks: Sequence[int], docs: Sequence[int]) -> None:
+        """Record the documents of new rows and the document of each new chunk."""
+        self.row_docs = np.concatenate([self.row_docs, np.asarray(row_docs, dtype=np.int64)])
+        cids = np.concatenate([self.map_chunks, np.asarray(chunks, dtype=np.int64)])
+        dids = np.concatenate([self.map_docs, np.asarray(docs, dtype=np.int64)])
         n = len(self.map_chunks)
         new = cids[n:]
         if (n and len(new) and new[0] <= cids[n - 1]) or np.any(np.diff(new) <= 0):

@@ -322,18 +322,18 @@ class LocalRetrieval:
         assert index is not None
         index.drop_documents([r.document_id for r in results if r.deleted])
         written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
-        docs = {
-            r.document_id: (
-                row[0].title,
-                _spans(r.added, row[3]),
-            )
-            for row, r in written
-        }
-        terms = None
-        if len(docs) == len(written) and all(len(row[3]) == 1 for row, _ in written):
+        doc_ids = [r.document_id for _, r in written]
+        cut = None
+        if len(set(doc_ids)) == len(doc_ids) and all(len(row[3]) == 1 for row, _ in written):
             cut = self._cut_terms(words, index)  # a document's text is its one chunk's
-            terms = _of_written(rows, results, *cut) if cut is not None else None
-        index.add_documents(docs, terms)
+        if cut is not None:
+            titles = [row[0].title for row, _ in written]
+            chunk_ids = [r.added[0] for _, r in written]
+            index.add_single_chunks(doc_ids, chunk_ids, titles, _of_written(rows, results, *cut))
+        else:
+            index.add_documents(
+                {r.document_id: (row[0].title, _spans(r.added, row[3])) for row, r in written}
+            )
 
     def _add_vectors(self, rows: list[tuple[int, str, np.ndarray]]) -> None:
         self._check_dim({len(v) for _, _, v in rows})
