@@ -210,3 +210,18 @@ def test_metadata_json_memo_is_exact():
             assert metadata_json(meta) == json.dumps(
                 meta, sort_keys=True, ensure_ascii=False, default=str
             )
+
+
+def test_a_word_worker_that_cannot_start_is_done_without(make_memory, embedder, monkeypatch):
+    import sys
+
+    from engram.ingest import bulk
+
+    monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # Popen fails to start it
+    docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(_texts(30, 5))]
+    m = make_memory()
+    assert m.import_vectors(docs, vectors(embedder, docs), batch=10) == 30
+    monkeypatch.undo()
+    assert keys(m.search(docs[3].text, k=30, mode="keyword")).count("d3") == 1
+    assert m.retrieval.stats()["keyword"]["rows"] == 30

@@ -178,6 +178,8 @@ class DocumentIndex(KeywordIndex):
         if not title_weight:
             return body
         title = self.titles.search(query, k, allowed)
+        if not title:  # no title holds a query term: the body's ranking stands
+            return body
         union = np.unique(np.array([r for r, _ in body + title], dtype=np.int64))
         if not len(union):
             return []

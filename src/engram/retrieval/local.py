@@ -238,7 +238,7 @@ class LocalRetrieval:
         process cuts the texts of batches given to ``cut_words`` meanwhile."""
         rows = self.vector_index.memtable_rows
         self.vector_index.memtable_rows = sys.maxsize
-        self._words = WordPool() if word_pool else None
+        self._words = _word_pool() if word_pool else None
         try:
             yield
         finally:
@@ -428,3 +428,12 @@ def _spans(ids: list[int], records: Sequence[ChunkRecord]) -> list[tuple[int, in
     return [
         (c, r.chunk.start, r.chunk.end, r.chunk.text) for c, r in zip(ids, records, strict=True)
     ]
+
+
+def _word_pool() -> WordPool | None:
+    """A word worker for a bulk load, or None (the texts are cut here) if none can start."""
+    try:
+        return WordPool()
+    except OSError as exc:
+        log.warning("no word worker (%s); the bulk load cuts words itself", exc)
+        return None
