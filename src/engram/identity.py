@@ -34,11 +34,11 @@ def metadata_json(metadata: dict) -> str:
 
 
 def content_hash(*parts: str) -> str:
-    return _hash(*parts).hexdigest()
+    return _fed(hashlib.sha256(), parts).hexdigest()
 
 
-def _hash(*parts: str) -> Any:
-    h = hashlib.sha256()
+def _fed(h: Any, parts: tuple[str, ...]) -> Any:
+    """``h`` with each part added, NUL-terminated (the content hash's framing)."""
     for p in parts:
         h.update(p.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
@@ -48,7 +48,11 @@ def _hash(*parts: str) -> Any:
 def document_key(doc: Document) -> str:
     """The document's key in its namespace: its id, else ``sha256:`` and a hash of its text
     (so adding the same text twice without an id stores it once)."""
-    return doc.id or f"sha256:{content_hash(doc.text)[:32]}"
+    return _key(doc, content_hash(doc.text))
+
+
+def _key(doc: Document, text_hash: str) -> str:
+    return doc.id or f"sha256:{text_hash[:32]}"
 
 
 def document_identity(doc: Document) -> tuple[str, str]:
@@ -61,10 +65,7 @@ def document_identity(doc: Document) -> tuple[str, str]:
 def document_hashes(doc: Document) -> tuple[str, str, str]:
     """``document_identity`` and ``content_hash(doc.text)``, the text hashed once (the
     digest's hash starts as the text's: it is copied and continued)."""
-    text = _hash(doc.text)
+    text = _fed(hashlib.sha256(), (doc.text,))
     text_hash = text.hexdigest()
-    rest = text.copy()
-    for p in (doc.title, doc.source, metadata_json(doc.metadata)):
-        rest.update(p.encode("utf-8", "surrogatepass"))
-        rest.update(b"\x00")
-    return doc.id or f"sha256:{text_hash[:32]}", rest.hexdigest(), text_hash
+    rest = _fed(text.copy(), (doc.title, doc.source, metadata_json(doc.metadata)))
+    return _key(doc, text_hash), rest.hexdigest(), text_hash

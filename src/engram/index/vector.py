@@ -217,7 +217,7 @@ class FlatVectorIndex(SegmentedIndex):
                 self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
         if self._mem_ids:
             ids = np.array(self._mem_ids, dtype=np.int64)
-            keep = ~np.isin(ids, np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted)))
+            keep = ~np.isin(ids, self._deleted_sorted())
             if keep.any():
                 self._hnsw_add(ids[keep], np.vstack(self._mem_vecs)[keep])
         self.dirty = True
@@ -230,7 +230,7 @@ class FlatVectorIndex(SegmentedIndex):
             vectors = [np.asarray(r[2], dtype=np.float32) for r in rows]
             self.add_block([int(r[0]) for r in rows], np.vstack(vectors))
 
-    def add_block(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+    def add_block(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
         """Add rows ``ids`` with ``vectors`` (one row each), kept as one block until frozen."""
         if not len(ids):
             return

@@ -226,8 +226,7 @@ class LocalRetrieval:
                 texts = self.store.chunk_texts(ids)
                 index.add([(i, texts[i], None) for i in ids if i in texts])
             else:
-                found, mat = self.store.chunk_vectors(ids)
-                self._add_vectors([(int(i), "", v) for i, v in zip(found, mat, strict=True)])
+                self._add_vectors(*self.store.chunk_vectors(ids))
         self._applied(index, changes[-1][0])
 
     @contextmanager
@@ -287,10 +286,8 @@ class LocalRetrieval:
         else:
             self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
         if added:
-            self._check_dim({len(rec.vector) for _, rec in added})
-            self.vector_index.add_block(
-                [cid for cid, _ in added], np.asarray([rec.vector for _, rec in added])
-            )
+            vectors = np.asarray([rec.vector for _, rec in added], dtype=np.float32)
+            self._add_vectors(np.array([cid for cid, _ in added], dtype=np.int64), vectors)
         if self.document_index is not None:
             self._documents_written(rows, results, words)
         for index in self.indexes:
@@ -335,9 +332,11 @@ class LocalRetrieval:
                 {r.document_id: (row[0].title, _spans(r.added, row[3])) for row, r in written}
             )
 
-    def _add_vectors(self, rows: list[tuple[int, str, np.ndarray]]) -> None:
-        self._check_dim({len(v) for _, _, v in rows})
-        self.vector_index.add(rows)
+    def _add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Rows ``ids`` with ``vectors`` (a matrix, one row each) into the vector index."""
+        if len(ids):
+            self._check_dim({vectors.shape[1]})
+            self.vector_index.add_block(ids, vectors)
 
     def _applied(self, index: SegmentedIndex, seq: int) -> None:
         """``index`` holds the changes up to ``seq``; compacted if too much of it is deleted."""
