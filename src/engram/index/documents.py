@@ -70,9 +70,9 @@ class DocumentIndex(KeywordIndex):
         self.map_chunks = _NONE  # live chunk ids, ascending
         self.map_docs = _NONE  # the document of each
         self.row_docs = _NONE  # the document of each row (row id = position)
-        self._live()
+        self._forget_lookups()
 
-    def _live(self) -> None:
+    def _forget_lookups(self) -> None:
         """The derived lookups are out of date: made again when next asked for (a bulk load
         adds many batches before a query)."""
         self._lookups: tuple[np.ndarray, ...] | None = None
@@ -116,7 +116,7 @@ class DocumentIndex(KeywordIndex):
         self.titles.remove(rows)
         keep = ~np.isin(self.map_docs, docs)
         self.map_chunks, self.map_docs = self.map_chunks[keep], self.map_docs[keep]
-        self._live()
+        self._forget_lookups()
 
     def add_documents(self, docs: Mapping[int, DocumentChunks]) -> None:
         """One new row per document (its current title and chunks)."""
@@ -156,7 +156,7 @@ class DocumentIndex(KeywordIndex):
             order = np.argsort(cids, kind="stable")  # not just appended in order (bulk loads)
             cids, dids = cids[order], dids[order]
         self.map_chunks, self.map_docs = cids, dids
-        self._live()
+        self._forget_lookups()
 
     def freeze(self) -> None:
         super().freeze()
@@ -239,7 +239,7 @@ class DocumentIndex(KeywordIndex):
             self.last_seq,
             self.n_docs,
         ):
-            self._live()
+            self._forget_lookups()
             return True
         if self.titles.damaged:  # a file failing its checksum
             self.damaged = [f"title {d}" for d in self.titles.damaged]

@@ -228,6 +228,14 @@ class SqlStore(ChunkReads):
         now = time.time()
         return self._write_tx(lambda conn: self._insert_chunks(conn, doc_id, chunks, model, now))
 
+    def _add_namespace(self, conn: Any, namespace: str, now: float) -> None:
+        """Create ``namespace`` in the caller's transaction unless it exists."""
+        conn.execute(
+            f"INSERT INTO namespaces(name, created_at) VALUES ({self.P}, {self.P}) "
+            "ON CONFLICT (name) DO NOTHING",
+            (namespace, now),
+        )
+
     def _write_one(
         self,
         conn: Any,
@@ -242,11 +250,7 @@ class SqlStore(ChunkReads):
     ) -> WriteResult:
         """Insert, replace or keep one document (in the caller's transaction)."""
         P, meta = self.P, metadata_json(doc.metadata)
-        conn.execute(
-            f"INSERT INTO namespaces(name, created_at) VALUES ({P}, {P}) "
-            "ON CONFLICT (name) DO NOTHING",
-            (namespace, now),
-        )
+        self._add_namespace(conn, namespace, now)
         select = (
             "SELECT id, content_hash FROM documents "
             f"WHERE namespace = {P} AND doc_key = {P}{self._lock_row}"

@@ -240,10 +240,7 @@ class SQLiteStore(SqlStore, DocumentReads):
         batch = prepared if isinstance(prepared, Batch) else self.prepare_documents(rows)
         if batch is None or len(batch.keys) != len(rows):
             return super()._write_rows(conn, namespace, rows, model, now)
-        conn.execute(
-            "INSERT INTO namespaces(name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-            (namespace, now),
-        )
+        self._add_namespace(conn, namespace, now)
         known = known_keys(conn, namespace, batch.keys)
         if not known:
             return insert_documents(conn, namespace, batch, model, now)
