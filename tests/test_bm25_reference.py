@@ -128,3 +128,35 @@ def test_word_memo_overflow_indexes_the_same(monkeypatch):
     assert len(small._word_ids) <= 5
     for query in ("piano drum", "wörds digits 7", "a_b 22", "music letter ink"):
         assert small.search(query, k=20) == whole.search(query, k=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), max_size=6),
+    st.lists(st.sampled_from(["the", "Heron", "herons", "river's", "7", "a", "Ünï"]), max_size=9),
+)
+def test_cut_batches_count_the_terms_of_analyze(texts, words):
+    """The word pool's worker counts each text's terms (``cutting.Cutter``): per text, the
+    counts of ``analyze``'s terms, numbered consistently across batches, and ``of_texts``
+    keeps the chosen texts' counts."""
+    from collections import Counter
+
+    from engram.index.cutting import Cutter
+
+    batches = [texts + [" ".join(words)], [" ".join(reversed(words))] + texts[:2]]
+    cutter, terms = Cutter("english"), []
+    for batch in batches:
+        cut = cutter.cut(batch)
+        terms += cut.new
+        assert len(cut.lengths) == len(batch) and np.all(np.diff(cut.cols) >= 0)
+        for j, text in enumerate(batch):
+            mine = cut.cols == j
+            got = {terms[t]: int(n) for t, n in zip(cut.terms[mine], cut.tfs[mine], strict=True)}
+            assert got == Counter(analyze(text)) and cut.lengths[j] == len(analyze(text))
+        keep = np.arange(len(batch)) % 2 == 1
+        part = cut.of_texts(keep)
+        for j, text in enumerate(t for t, k in zip(batch, keep, strict=True) if k):
+            mine = part.cols == j
+            got = {terms[t]: int(n) for t, n in zip(part.terms[mine], part.tfs[mine], strict=True)}
+            assert got == Counter(analyze(text))
+    assert len(set(terms)) == len(terms) == len(cutter.terms)

@@ -107,3 +107,56 @@ def test_metadata_index_is_used_and_changes_no_result(mem):
     with pytest.raises(FilterError, match="invalid metadata key"):
         mem.index_metadata("topic'); DROP TABLE documents; --")
     assert mem.store.count_documents("default") == 60
+
+
+def _hash_lookups(store, hashes, model):
+    """``vectors_for_hashes``'s result and the query plan of each statement it ran."""
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        found = store.vectors_for_hashes(hashes, model)
+    finally:
+        store.conn.set_trace_callback(None)
+    plans = [
+        " ".join(str(r) for r in store.conn.execute("EXPLAIN QUERY PLAN " + s))
+        for s in statements
+        if s.lstrip().startswith("SELECT")
+    ]
+    return found, plans
+
+
+def test_vectors_are_found_by_content_hash_through_its_prefix_index(mem):
+    store, model = mem.store, mem.embedder.model_id
+    row = store.conn.execute(
+        "SELECT c.content_hash, v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id LIMIT 1"
+    ).fetchone()
+    known, vector = row[0], np.frombuffer(row[1], dtype=np.float32)
+    twin = known[:12] + ("0" if known[12] != "0" else "1") + known[13:]  # same prefix
+    found, plans = _hash_lookups(store, [known, twin, "f" * 64], model)
+    assert list(found) == [known] and np.array_equal(found[known], vector)
+    assert plans and all("chunks_hash_prefix" in p for p in plans)
+    assert _hash_lookups(store, [known], "another-model")[0] == {}
+    names = {r[1] for r in store.conn.execute("PRAGMA index_list(chunks)")}
+    assert "chunks_hash_prefix" in names and "chunks_hash" not in names
+
+
+def test_a_store_of_schema_2_gets_the_hash_prefix_index(make_memory, embedder):
+    import sqlite3
+
+    m = make_memory("old.db")
+    m.add(corpus(5))
+    path = m.path
+    m.close()
+    conn = sqlite3.connect(path)  # back to schema 2: the full-hash index
+    conn.executescript(
+        "DROP INDEX chunks_hash_prefix; CREATE INDEX chunks_hash ON chunks(content_hash); "
+        "PRAGMA user_version = 2;"
+    )
+    conn.close()
+    again = Memory(path, embedder=embedder)
+    names = {r[1] for r in again.store.conn.execute("PRAGMA index_list(chunks)")}
+    assert again.store.schema_version() >= 3
+    assert "chunks_hash_prefix" in names and "chunks_hash" not in names
+    again.add(corpus(5))  # unchanged documents: nothing embedded or written again
+    assert again.store.count_documents("default") == 5
+    again.close()

@@ -17,7 +17,7 @@ from engram.errors import EngramError, NamespaceError
 from engram.identity import content_hash, document_identity, document_key
 from engram.index.keyword import KeywordIndex
 from engram.index.vector import FlatVectorIndex
-from engram.ingest.bulk import load_batches
+from engram.ingest.bulk import batch_size, load_batches
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
 from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
@@ -266,17 +266,16 @@ class Memory:
         vectors: np.ndarray,
         *,
         namespace: str = DEFAULT_NAMESPACE,
-        batch: int = 25_000,
+        batch: int | None = None,
     ) -> int:
         """Bulk-load documents with vectors computed elsewhere: one chunk per document, no
-        chunking or embedding, many documents per transaction. Returns documents written.
-
-        Rows are committed and searchable on return; the index files are written by the next
-        ``save()``, ``optimize()`` or ``close()`` (one save after many calls, not one per
-        call: a crash meanwhile only makes the next open catch up from the store)."""
+        chunking or embedding, ``batch`` (``bulk.batch_size``) documents per transaction.
+        Returns documents written. Rows are committed and searchable on return; the index
+        files are written by the next ``save()``, ``optimize()`` or ``close()`` (one save after
+        many calls: a crash meanwhile only makes the next open catch up from the store)."""
         check_namespace(namespace)
         emb = self._check_embedder()
-        rows = vector_rows(docs, vectors, emb, batch)
+        rows = vector_rows(docs, vectors, emb, batch or batch_size(self.retrieval))
         return load_batches(self.store, self.retrieval, rows, namespace, emb.model_id)
 
     def delete(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from engram.index.base import positions_of
-from engram.index.keyword import KeywordIndex
+from engram.index.keyword import Counted, KeywordIndex
 from engram.store.base import DocumentChunks
 
 log = logging.getLogger(__name__)
@@ -134,14 +134,14 @@ class DocumentIndex(KeywordIndex):
         doc_ids: Sequence[int],
         chunk_ids: Sequence[int],
         titles: Sequence[str],
-        terms: tuple[np.ndarray, np.ndarray],
+        counted: Counted,
     ) -> None:
-        """One new row per document of one chunk, its text given already cut: ``terms`` is
-        ``(counts, term ids)`` as for ``add_terms`` (a bulk load's word pool)."""
+        """One new row per document of one chunk, its text given as counted terms (``add_counted``'s
+        ``lengths, cols, tids, tfs``; a bulk load's word pool counted them)."""
         if not len(doc_ids):
             return
         rows = range(self.n_docs, self.n_docs + len(doc_ids))
-        self.add_terms(list(rows), *terms)
+        self.add_counted(list(rows), *counted)
         self.titles.add([(r, t, None) for r, t in zip(rows, titles, strict=True)])
         self._map(doc_ids, chunk_ids, doc_ids)
 

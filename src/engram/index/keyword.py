@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from engram.index.analyzer import analyze, term_of, word_runs
 from engram.index.base import SegmentedIndex, mask_of, positions_of
 
+Counted = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # add_counted's arrays
 _WORD_MEMO = 1_000_000  # distinct tokens memoised (term ids), about 100 MB at most
 
 
@@ -113,27 +114,48 @@ class KeywordIndex(SegmentedIndex):
         term = term_of(word, self.language)
         return -1 if term is None else self._term_id(term)
 
+    def term_ids_of(self, terms: Sequence[str]) -> np.ndarray:
+        """The ids of analysed terms (``analyzer.term_of``), new ones added."""
+        vocab = self.vocab
+        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), np.int64, len(terms))
+        if len(vocab) > len(self.df):
+            grown = max(len(vocab), 2 * len(self.df))
+            self.df = np.concatenate([self.df, np.zeros(grown - len(self.df), dtype=np.int64)])
+        return ids
+
     def add_terms(self, ids: Sequence[int], counts: np.ndarray, tids: np.ndarray) -> None:
         """Add documents ``ids`` given as the term ids of their word runs, in order, -1 for
         runs without a term: ``counts[i]`` of them for document ``ids[i]``."""
         n = len(ids)
-        col0 = len(self._mem_ids)
-        cols = np.repeat(np.arange(col0, col0 + n, dtype=np.int64), counts)
+        cols = np.repeat(np.arange(n, dtype=np.int64), counts)
         kept = tids >= 0  # stopwords are -1
         cols, tids = cols[kept], tids[kept]
-        lens = np.bincount(cols - col0, minlength=n)
-        v = len(self.vocab)
+        v = max(len(self.vocab), 1)
         # (document, term) pairs counted at once: key = column * vocabulary size + term id
-        key, tf = np.unique(cols * v + tids, return_counts=True)
+        key, tfs = np.unique(cols * v + tids, return_counts=True)
         u_cols, u_tids = np.divmod(key, v)
-        self.df[:v] += np.bincount(u_tids, minlength=v)
-        self._mem_rows.append(u_tids)
-        self._mem_cols.append(u_cols)
-        self._mem_tfs.append(tf)
+        self.add_counted(ids, np.bincount(cols, minlength=n), u_cols, u_tids, tfs)
+
+    def add_counted(
+        self,
+        ids: Sequence[int],
+        lengths: np.ndarray,
+        cols: np.ndarray,
+        tids: np.ndarray,
+        tfs: np.ndarray,
+    ) -> None:
+        """Add documents ``ids`` given as counted terms: document ``ids[cols[i]]`` holds term
+        ``tids[i]`` ``tfs[i]`` times, each (document, term) pair once, pairs in document
+        order; ``lengths``: the terms of each document."""
+        v = len(self.vocab)
+        self.df[:v] += np.bincount(tids, minlength=v)
+        self._mem_rows.append(tids)
+        self._mem_cols.append(cols + len(self._mem_ids))
+        self._mem_tfs.append(tfs)
         self._mem_ids.extend(int(i) for i in ids)
-        self._mem_lens.extend(lens.tolist())
-        self.total_length += float(lens.sum())
-        self.n_docs += n
+        self._mem_lens.extend(lengths.tolist())
+        self.total_length += float(lengths.sum())
+        self.n_docs += len(ids)
         self.dirty = True
         if len(self._mem_ids) >= self.memtable_docs:
             self.freeze()

@@ -1,13 +1,14 @@
-"""Word runs cut in another process during bulk loads, so the keyword analysis of one batch
+"""Texts analysed in another process during bulk loads, so the keyword analysis of one batch
 runs on a second core while the main process indexes the batch before it.
 
-The worker is a plain interpreter (``python -m engram.index.wordworker``) fed batches of texts
-over a pipe: no ``multiprocessing``, so nothing of the caller's main module is re-imported.
-It numbers each distinct word run in the order it first sees it and sends back, per batch,
-the runs' numbers (one int32 array), the count per text and the words it saw first in that
-batch. ``WordPool.term_ids`` turns the numbers into the keyword index's term ids with one
-array lookup; each new word is analysed (stopwords, stemming) once, in this process, by the
-index itself, so the terms are exactly those of ``KeywordIndex.add``.
+The worker is a plain interpreter (``python -m engram.index.wordworker LANGUAGE``) fed batches
+of texts over a pipe: no ``multiprocessing``, so nothing of the caller's main module is
+re-imported. It cuts each batch into counted terms (``engram.index.cutting``: word runs,
+stopwords, stemming, one (text, term, count) triple per distinct term of a text), numbering
+terms in the order it first sees them. ``WordPool.term_ids`` turns those numbers into a keyword
+index's term ids with one array lookup (each new term is looked up once per index), so the
+indexes of one language (the chunks' and the whole documents') share one analysis and one
+count, and the terms are exactly those of ``KeywordIndex.add``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engram.errors import EngramError
+from engram.index.cutting import Cut
 
 if TYPE_CHECKING:
     from engram.index.keyword import KeywordIndex
-    from engram.index.wordworker import Cut  # not imported at run time: see wordworker
 
 
 class WordPoolError(EngramError):
@@ -38,51 +39,55 @@ class WordPoolError(EngramError):
 
 
 class WordPool:
-    """One worker process that cuts batches in the order they are given; ``term_ids`` must
-    take them in that order."""
+    """One worker process that cuts batches in the order they are given; ``take`` must take
+    them in that order."""
 
-    def __init__(self) -> None:
+    def __init__(self, language: str) -> None:
+        self.language = language
         package_root = str(Path(__file__).resolve().parents[2])  # the folder holding engram
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "engram.index.wordworker"],
+            [sys.executable, "-m", "engram.index.wordworker", language],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
         )
-        self._pending: collections.deque[Future[Cut]] = collections.deque()
+        self._pending: collections.deque[Future[tuple]] = collections.deque()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-words")
         self._reader = threading.Thread(target=self._read, name="engram-words-in", daemon=True)
         self._reader.start()
-        self._words: list[str] = []  # every word run seen, by number
-        self._order: dict[Future[Cut], int] = {}  # each batch's number, in submission order
-        self._taken = 0  # batches whose new words are in ``_words``
-        self._term_of: dict[int, np.ndarray] = {}  # per index: word number -> term id (-1)
+        self._terms: list[str] = []  # every term seen, by the worker's number
+        self._order: dict[Future[tuple], int] = {}  # each batch's number, in submission order
+        self._taken = 0  # batches whose new terms are in ``_terms``
+        self._term_of: dict[int, np.ndarray] = {}  # per index: term number -> term id
 
-    def submit(self, texts: Sequence[str]) -> Future[Cut]:
-        job: Future[Cut] = Future()
+    def submit(self, texts: Sequence[str]) -> Future[tuple]:
+        job: Future[tuple] = Future()
         self._order[job] = len(self._order)
         self._pending.append(job)
         self._sender.submit(self._send, list(texts))
         return job
 
-    def term_ids(self, job: Future[Cut], index: KeywordIndex) -> tuple[np.ndarray, np.ndarray]:
-        """``(counts, term ids)`` of a submitted batch in ``index``'s vocabulary, for
-        ``KeywordIndex.add_terms``. Batches are taken in the order they were submitted; one
-        batch may be taken for several indexes."""
-        counts, numbers, new_words = job.result()
+    def take(self, job: Future[tuple]) -> Cut:
+        """A submitted batch's counted terms. Batches are taken in the order they were
+        submitted; one may be taken again."""
+        cut = Cut(*job.result())
         number = self._order[job]
-        if number == self._taken:  # its new words follow those of the batches before
-            self._words.extend(new_words)
+        if number == self._taken:  # its new terms follow those of the batches before
+            self._terms.extend(cut.new)
             self._taken += 1
         elif number > self._taken:
             raise WordPoolError("word batches taken out of order")
+        return cut
+
+    def term_ids(self, index: KeywordIndex, terms: np.ndarray) -> np.ndarray:
+        """The worker's term numbers (of batches taken) as ``index``'s term ids; ``index``
+        analyses the pool's language (every keyword index of a store shares one)."""
         known = self._term_of.get(id(index), np.empty(0, dtype=np.int64))
-        if len(known) < len(self._words):
-            words = self._words[len(known) :]
-            fresh = np.fromiter(map(index.term_id_of_word, words), np.int64, len(words))
+        if len(known) < len(self._terms):
+            fresh = index.term_ids_of(self._terms[len(known) :])
             known = self._term_of[id(index)] = np.concatenate([known, fresh])
-        return counts, known[numbers]
+        return known[terms]
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

@@ -15,17 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
-from typing import TYPE_CHECKING
 
 from engram.retrieval import Retrieval
 from engram.retrieval.local import LocalRetrieval
 from engram.store.base import DocumentRow, Store, WriteResult
 
-if TYPE_CHECKING:
-    from engram.index.wordworker import Cut
-
-
 WORD_POOL_ROWS = 10_000  # a first batch this large: texts are cut into words in a worker
+PIPELINED_BATCH = 12_500  # documents a transaction where writes overlap indexing (local)
+BATCH = 25_000  # elsewhere (the PostgreSQL store's COPY)
+
+
+def batch_size(retrieval: Retrieval) -> int:
+    """Documents a transaction for a bulk load into ``retrieval``'s indexes. Local indexes take
+    each batch while the store writes the next, and a pipeline of smaller batches leaves
+    less of the work unoverlapped at its start and end (measured in docs/benchmarks.md)."""
+    return PIPELINED_BATCH if isinstance(retrieval, LocalRetrieval) else BATCH
 
 
 def load_batches(
@@ -81,8 +85,8 @@ def _landed(
     store: Store,
     rows: Sequence[DocumentRow],
     job: Future[list[WriteResult]],
-    words: Future[Cut] | None,
-) -> tuple[Sequence[DocumentRow], list[WriteResult], int, Future[Cut] | None]:
+    words: Future[tuple] | None,
+) -> tuple[Sequence[DocumentRow], list[WriteResult], int, Future[tuple] | None]:
     """A write done: its rows, results, the changelog head after it, and its words."""
     results = job.result()
     return rows, results, store.max_seq(), words
@@ -93,7 +97,7 @@ def _index(
     rows: Sequence[DocumentRow],
     results: list[WriteResult],
     head: int,
-    words: Future[Cut] | None,
+    words: Future[tuple] | None,
 ) -> None:
     # One index save at the end of the load, not one per save_every_changes rows. A crash
     # meanwhile loses nothing: the indexes catch up from the changelog on the next open.

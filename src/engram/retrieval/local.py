@@ -23,7 +23,7 @@ from engram.embed.base import default_threads
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.base import SegmentedIndex
 from engram.index.documents import DocumentIndex
-from engram.index.keyword import KeywordIndex
+from engram.index.keyword import Counted, KeywordIndex
 from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.index.wordpool import WordPool, WordPoolError
@@ -32,7 +32,7 @@ from engram.store.base import ChunkRecord, DocumentRow, Store, WriteResult
 from engram.types import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
-    from engram.index.wordworker import Cut
+    from engram.index.cutting import Cut
 
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ class LocalRetrieval:
         process cuts the texts of batches given to ``cut_words`` meanwhile."""
         rows = self.vector_index.memtable_rows
         self.vector_index.memtable_rows = sys.maxsize
-        self._words = _word_pool() if word_pool else None
+        self._words = _word_pool(self.keyword_index.language) if word_pool else None
         try:
             yield
         finally:
@@ -246,7 +246,7 @@ class LocalRetrieval:
                 self._words.close()
                 self._words = None
 
-    def cut_words(self, rows: Sequence[DocumentRow]) -> Future[Cut] | None:
+    def cut_words(self, rows: Sequence[DocumentRow]) -> Future[tuple] | None:
         """Start cutting the chunk texts of ``rows`` into words in the worker (``bulk_load``
         with a word pool); hand the result to ``index_written`` with the same rows."""
         if self._words is None:
@@ -258,13 +258,13 @@ class LocalRetrieval:
         rows: Sequence[DocumentRow],
         results: Sequence[WriteResult],
         head: int,
-        words: Future[Cut] | None = None,
+        words: Future[tuple] | None = None,
     ) -> bool:
         """Index one write from memory, its chunks' texts and vectors as given (nothing read
         back), when the changelog up to ``head`` holds that write's changes and nothing else
         the indexes lack. Returns False, having done nothing, otherwise (``sync`` then).
         ``words``: the rows' texts cut by ``cut_words`` (taken even when nothing is done)."""
-        terms = self._cut_terms(words, self.keyword_index)
+        cut = self._take(words)
         changed = sum(len(r.added) + len(r.deleted) for r in results)
         removed = [cid for r in results for cid in r.deleted]
         added = [
@@ -279,9 +279,10 @@ class LocalRetrieval:
             return False
         self.keyword_index.remove(removed)
         self.vector_index.remove(removed)
-        if terms is not None:
-            self.keyword_index.add_terms(
-                [cid for cid, _ in added], *_of_written(rows, results, *terms)
+        if cut is not None:
+            cut = cut.of_texts(_written_chunks(rows, results))
+            self.keyword_index.add_counted(
+                [cid for cid, _ in added], *self._counted(self.keyword_index, cut)
             )
         else:
             self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
@@ -289,44 +290,46 @@ class LocalRetrieval:
             vectors = np.asarray([rec.vector for _, rec in added], dtype=np.float32)
             self._add_vectors(np.array([cid for cid, _ in added], dtype=np.int64), vectors)
         if self.document_index is not None:
-            self._documents_written(rows, results, words)
+            self._documents_written(rows, results, cut)
         for index in self.indexes:
             self._applied(index, head)
         self._unsaved += changed
         return True
 
-    def _cut_terms(
-        self, words: Future[Cut] | None, index: KeywordIndex
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(counts, term ids)`` in ``index``'s vocabulary of every chunk of a batch cut by
-        the word pool; None without one (or once it failed: the texts are cut here then)."""
+    def _take(self, words: Future[tuple] | None) -> Cut | None:
+        """The counted terms of a batch given to ``cut_words``; None without a word pool (or
+        once it failed: the texts are cut here then)."""
         if words is None or self._words is None:
             return None
         try:
-            return self._words.term_ids(words, index)
+            return self._words.take(words)
         except WordPoolError as exc:
             log.warning("%s; the bulk load goes on without it", exc)
             self._words.close()
             self._words = None
             return None
 
+    def _counted(self, index: KeywordIndex, cut: Cut) -> Counted:
+        """``cut``'s counted terms in ``index``'s vocabulary, for ``add_counted``."""
+        assert self._words is not None  # a cut comes from the word pool
+        return cut.lengths, cut.cols, self._words.term_ids(index, cut.terms), cut.tfs
+
     def _documents_written(
-        self, rows: Sequence[DocumentRow], results: Sequence[WriteResult], words: Future[Cut] | None
+        self, rows: Sequence[DocumentRow], results: Sequence[WriteResult], cut: Cut | None
     ) -> None:
         """The document index takes a write from memory: documents replaced leave, every
-        document written comes in as a new row (one of a single chunk reuses its cut words)."""
+        document written comes in as a new row (documents of one chunk reuse its counted terms,
+        ``cut``, already cut down to the chunks written)."""
         index = self.document_index
         assert index is not None
         index.drop_documents([r.document_id for r in results if r.deleted])
         written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
         doc_ids = [r.document_id for _, r in written]
-        cut = None
-        if len(set(doc_ids)) == len(doc_ids) and all(len(row[3]) == 1 for row, _ in written):
-            cut = self._cut_terms(words, index)  # a document's text is its one chunk's
-        if cut is not None:
-            titles = [row[0].title for row, _ in written]
+        single = len(set(doc_ids)) == len(doc_ids) and all(len(row[3]) == 1 for row, _ in written)
+        if cut is not None and single:  # a document's text is its one chunk's
             chunk_ids = [r.added[0] for _, r in written]
-            index.add_single_chunks(doc_ids, chunk_ids, titles, _of_written(rows, results, *cut))
+            titles = [row[0].title for row, _ in written]
+            index.add_single_chunks(doc_ids, chunk_ids, titles, self._counted(index, cut))
         else:
             index.add_documents(
                 {r.document_id: (row[0].title, _spans(r.added, row[3])) for row, r in written}
@@ -408,18 +411,9 @@ class LocalRetrieval:
         return counts
 
 
-def _of_written(
-    rows: Sequence[DocumentRow],
-    results: Sequence[WriteResult],
-    counts: np.ndarray,
-    tids: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(counts, term ids)`` of every chunk of ``rows`` cut down to the chunks of the documents
-    written (not those kept unchanged)."""
-    written = np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
-    if written.all():
-        return counts, tids
-    return counts[written], tids[np.repeat(written, counts)]
+def _written_chunks(rows: Sequence[DocumentRow], results: Sequence[WriteResult]) -> np.ndarray:
+    """A mask over every chunk of ``rows``: those of the documents written (not kept)."""
+    return np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
 
 
 def _spans(ids: list[int], records: Sequence[ChunkRecord]) -> list[tuple[int, int, int, str]]:
@@ -429,10 +423,10 @@ def _spans(ids: list[int], records: Sequence[ChunkRecord]) -> list[tuple[int, in
     ]
 
 
-def _word_pool() -> WordPool | None:
+def _word_pool(language: str) -> WordPool | None:
     """A word worker for a bulk load, or None (the texts are cut here) if none can start."""
     try:
-        return WordPool()
+        return WordPool(language)
     except OSError as exc:
         log.warning("no word worker (%s); the bulk load cuts words itself", exc)
         return None

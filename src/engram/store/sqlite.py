@@ -23,10 +23,13 @@ from engram.store.filters import (
     metadata_path,
 )
 from engram.store.sqlbase import Row, SqlStore
-from engram.store.sqlite_write import Batch, has_nul, insert_documents, known_keys
+from engram.store.sqlite_write import Batch, insert_documents, known_keys
 
 _BATCH = 900  # stay under SQLite's parameter limit
 _BULK_CACHE_KIB = 256 * 1024  # the page cache during bulk writes
+
+
+HASH_PREFIX = 12  # hex digits of a chunk's content hash in its index (migration 0003)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -181,12 +184,13 @@ class SQLiteStore(SqlStore, DocumentReads):
     def vectors_for_hashes(self, hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
         """Stored vectors of chunks with these content hashes (an embedding cache)."""
         out: dict[str, np.ndarray] = {}
-        for part in _chunks(list(set(hashes))):
+        for part in _chunks(list(set(hashes)), _BATCH // 2):  # each hash is bound twice
             marks = ",".join("?" * len(part))
             for h, blob in self.conn.execute(
                 f"SELECT c.content_hash, v.vector FROM chunks c JOIN vectors v ON v.chunk_id=c.id "
-                f"WHERE v.model=? AND c.content_hash IN ({marks})",
-                (model, *part),
+                f"WHERE v.model=? AND substr(c.content_hash, 1, {HASH_PREFIX}) IN ({marks}) "
+                f"AND c.content_hash IN ({marks})",  # the index holds the hashes' prefixes
+                (model, *(h[:HASH_PREFIX] for h in part), *part),
             ):
                 out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
@@ -222,9 +226,10 @@ class SQLiteStore(SqlStore, DocumentReads):
         bulk load builds the next batch's while the store writes the last). None where the
         rows go one by one: fewer than two, a key twice, or a NUL in a text."""
         keys = [key for _, key, _, _ in rows]
-        if len(rows) < 2 or len(set(keys)) < len(keys) or has_nul(rows):
+        if len(rows) < 2 or len(set(keys)) < len(keys):
             return None
-        return Batch.of(rows)
+        batch = Batch.of(rows)
+        return None if batch.has_nul() else batch
 
     def _write_rows(
         self,

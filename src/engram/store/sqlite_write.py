@@ -23,15 +23,7 @@ from engram.identity import metadata_json
 from engram.store.base import DocumentRow, WriteResult
 
 _JSON = json.JSONEncoder(ensure_ascii=False)  # texts stay text: a bad one fails at binding
-
-
-def has_nul(rows: Sequence[DocumentRow]) -> bool:
-    """Whether a text of ``rows`` holds a NUL character, which SQLite's JSON functions would
-    cut the text at (such rows are written one by one, with bound parameters)."""
-    return any(
-        "\x00" in "".join((key, doc.source, doc.title, *(r.chunk.text for r in chunks)))
-        for doc, key, _, chunks in rows
-    )
+_NUL = "\\u0000"  # how _JSON writes a NUL character
 
 
 def next_id(conn: sqlite3.Connection, table: str) -> int:
@@ -64,6 +56,13 @@ class Batch:
     chunks: str  # JSON [document index, position, text, start, end, content hash]
     vectors: np.ndarray  # one row per chunk
     sizes: list[int]  # chunks per document
+
+    def has_nul(self) -> bool:
+        """Whether a text holds a NUL character, which SQLite's JSON functions would cut the
+        text at (such rows are written one by one, with bound parameters). One search of the
+        JSON for its escape; a text holding a backslash and ``u0000`` matches too, harmlessly."""
+        dated = ("".join(row[1:4]) for row in self.dated)
+        return _NUL in self.documents or _NUL in self.chunks or any("\x00" in t for t in dated)
 
     @classmethod
     def of(cls, rows: Sequence[DocumentRow]) -> Batch:
