@@ -13,6 +13,7 @@ changelog as after any write.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
@@ -50,6 +51,7 @@ def load_batches(
         for rows in batches:
             changed += _changed(store.write_documents(namespace, rows, model))
             retrieval.sync(autosave=False)
+        store.checkpoint()
         return changed
 
 
@@ -72,12 +74,14 @@ def _pipelined(
                 changed += _changed(written[1])
             job = writer.submit(store.write_documents, namespace, rows, model, prepared)
             if written is not None:
-                _index(retrieval, *written)
+                _index(retrieval, *written, job)
             flight = (rows, job, words)
-    if flight is not None:
-        written = _landed(store, *flight)
-        changed += _changed(written[1])
-        _index(retrieval, *written)
+        if flight is not None:
+            written = _landed(store, *flight)
+            changed += _changed(written[1])
+            checkpoint = writer.submit(store.checkpoint)  # while the last batch is indexed
+            _index(retrieval, *written, checkpoint)
+            checkpoint.result()
     return changed
 
 
@@ -98,10 +102,15 @@ def _index(
     results: list[WriteResult],
     head: int,
     words: Future[tuple] | None,
+    busy: Future,
 ) -> None:
+    """Index a write from memory, or else (another writer came in between) catch up from the
+    changelog once ``busy``, the store's job meanwhile, is done: the store's connection is
+    not read while it runs, and what the changelog shows then is committed."""
     # One index save at the end of the load, not one per save_every_changes rows. A crash
     # meanwhile loses nothing: the indexes catch up from the changelog on the next open.
     if not retrieval.index_written(rows, results, head, words):
+        futures.wait([busy])
         retrieval.sync(autosave=False)
 
 

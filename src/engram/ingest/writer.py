@@ -18,7 +18,7 @@ from engram.errors import EmbeddingMismatchError, IngestError
 from engram.identity import content_hash, document_hashes, document_identity
 from engram.ingest.chunking import chunk_text
 from engram.ingest.report import AddReport
-from engram.store.base import ChunkRecord
+from engram.store.base import ChunkRecord, VectorBlock
 from engram.types import Chunk, Document
 
 Pending = tuple[Document, str, str, list[Chunk]]  # document, key, digest, chunks
@@ -191,7 +191,7 @@ Row = tuple[Document, str, str, list[ChunkRecord]]  # document, key, digest, its
 
 def vector_rows(
     docs: Sequence[Document], vectors: np.ndarray, emb: Embedder, batch: int
-) -> Iterator[list[Row]]:
+) -> Iterator[VectorBlock]:
     """Rows of ``batch`` documents for ``Store.write_documents``: one chunk per document with
     its given vector (nothing chunked or embedded); the shape is checked first."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -201,10 +201,9 @@ def vector_rows(
         )
     for start in range(0, len(docs), batch):
         rows: list[Row] = []
-        for doc, vec in zip(
-            docs[start : start + batch], vectors[start : start + batch], strict=True
-        ):
+        block = vectors[start : start + batch]
+        for doc, vec in zip(docs[start : start + batch], block, strict=True):
             key, digest, text_hash = document_hashes(doc)
             chunk = Chunk(doc.text, 0, 0, len(doc.text))
             rows.append((doc, key, digest, [ChunkRecord(chunk, text_hash, vec)]))
-        yield rows
+        yield VectorBlock(rows, block)

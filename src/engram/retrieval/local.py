@@ -28,7 +28,7 @@ from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.index.wordpool import WordPool, WordPoolError
 from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
-from engram.store.base import ChunkRecord, DocumentRow, Store, WriteResult
+from engram.store.base import ChunkRecord, DocumentRow, Store, WriteResult, chunk_vectors
 from engram.types import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
@@ -287,7 +287,10 @@ class LocalRetrieval:
         else:
             self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
         if added:
-            vectors = np.asarray([rec.vector for _, rec in added], dtype=np.float32)
+            if len(added) == sum(len(row[3]) for row in rows):  # no document kept as it was
+                vectors = chunk_vectors(rows)
+            else:
+                vectors = np.asarray([rec.vector for _, rec in added], dtype=np.float32)
             self._add_vectors(np.array([cid for cid, _ in added], dtype=np.int64), vectors)
         if self.document_index is not None:
             self._documents_written(rows, results, cut)

@@ -37,6 +37,25 @@ class WriteResult:
 
 
 DocumentRow = tuple[Document, str, str, Sequence[ChunkRecord]]  # document, key, digest, chunks
+
+
+class VectorBlock(list[DocumentRow]):
+    """Rows of one chunk each whose vectors are the rows of ``vectors``, in order (a bulk load
+    of given vectors): writers and indexes take the matrix whole instead of stacking the
+    chunks' vectors again."""
+
+    def __init__(self, rows: Sequence[DocumentRow], vectors: np.ndarray) -> None:
+        super().__init__(rows)
+        self.vectors = vectors
+
+
+def chunk_vectors(rows: Sequence[DocumentRow]) -> np.ndarray:
+    """The vectors of every chunk of ``rows``, in order, one matrix row each."""
+    if isinstance(rows, VectorBlock):
+        return rows.vectors
+    return np.asarray([rec.vector for row in rows for rec in row[3]], dtype=np.float32)
+
+
 # a document's title and its chunks (chunk id, start_char, end_char, text) in position order
 DocumentChunks = tuple[str, list[tuple[int, int, int, str]]]
 
@@ -57,6 +76,10 @@ class Store(Protocol):
 
     def bulk_writes(self) -> AbstractContextManager[None]:
         """Large writes follow inside the block (a store may hold more in memory meanwhile)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Bring what the store's log holds into its files (after bulk writes)."""
         ...
 
     def schema_version(self) -> int: ...

@@ -57,6 +57,9 @@ class SqlStore(ChunkReads):
     def bulk_writes(self) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def checkpoint(self) -> None:
+        return None  # PostgreSQL checkpoints by itself
+
     def snapshot(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 

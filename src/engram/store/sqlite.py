@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from engram.store.filters import (
 from engram.store.sqlbase import Row, SqlStore
 from engram.store.sqlite_write import Batch, insert_documents, known_keys
 
+log = logging.getLogger(__name__)
 _BATCH = 900  # stay under SQLite's parameter limit
 _BULK_CACHE_KIB = 256 * 1024  # the page cache during bulk writes
 
@@ -133,15 +135,30 @@ class SQLiteStore(SqlStore, DocumentReads):
         """A 256 MiB page cache while bulk writes run (SQLite's default is 2 MiB): the pages of
         the indexes on random keys (document keys, chunk hashes) that a batch dirties then
         reach the log once per transaction, not once per row; at 1M rows that halves the
-        write time."""
+        write time. The log is not copied into the file after every transaction meanwhile,
+        but once, by ``checkpoint`` at the end of the load (a page written by several
+        transactions is copied once, and the file is synced once)."""
         with self.lock:
             before = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+            every = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
             self.conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             yield
         finally:
             with self.lock:
                 self.conn.execute(f"PRAGMA cache_size = {int(before)}")
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(every)}")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, as far as no reader holds it back
+        (SQLite's passive checkpoint: it never waits). One that cannot run now (a statement
+        of this connection still open) is left to the next automatic checkpoint."""
+        with self.lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as exc:  # "database table is locked"
+                log.debug("checkpoint deferred: %s", exc)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engram.identity import metadata_json
-from engram.store.base import DocumentRow, WriteResult
+from engram.store.base import DocumentRow, WriteResult, chunk_vectors
 
 _JSON = json.JSONEncoder(ensure_ascii=False)  # texts stay text: a bad one fails at binding
 _NUL = "\\u0000"  # how _JSON writes a NUL character
@@ -66,22 +66,20 @@ class Batch:
 
     @classmethod
     def of(cls, rows: Sequence[DocumentRow]) -> Batch:
-        undated, dated, chunks, vectors = [], [], [], []
+        undated, dated, chunks = [], [], []
         for j, (doc, key, digest, records) in enumerate(rows):
             row = (j, key, doc.source, doc.title, digest, metadata_json(doc.metadata))
             if doc.created_at is None:
                 undated.append(row)
             else:
                 dated.append((*row, doc.created_at))
-            for rec in records:
-                chunks.append((j, *rec.columns()))
-                vectors.append(rec.vector)
+            chunks += [(j, *rec.columns()) for rec in records]
         return cls(
             keys=[row[1] for row in rows],
             documents=_JSON.encode(undated),
             dated=dated,
             chunks=_JSON.encode(chunks),
-            vectors=np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1),
+            vectors=chunk_vectors(rows).reshape(len(chunks), -1),
             sizes=[len(row[3]) for row in rows],
         )
 
