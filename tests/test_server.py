@@ -195,6 +195,8 @@ def test_search(api):
     where = {"query": "lentil soup", "where": {"year": {"$lte": 2023}}, "mode": "vector"}
     body = api.post("/v1/namespaces/notes/search", where).json()
     assert body["results"] and all(h["metadata"]["year"] <= 2023 for h in body["results"])
+    learned = {"query": "lentil soup cumin", "k": 2, "fusion": "learned"}
+    assert api.post("/v1/namespaces/notes/search", learned).json()["results"][0]["doc_id"] == "n2"
     text_filter = {"query": "light", "where": "topic=plants", "fusion": "rrf", "alpha": 0.3}
     body = api.post("/v1/namespaces/notes/search", text_filter).json()
     assert [h["doc_id"] for h in body["results"]] == ["n1"]

@@ -455,8 +455,9 @@ def _add_search_parser(sub: Any) -> None:
     s.add_argument("--alpha", type=float, help="vector weight in fusion, 0..1 (default: 0.5)")
     s.add_argument(
         "--fusion",
-        choices=["blend", "rrf"],
-        help="blend: weighted normalised scores; rrf: reciprocal rank fusion (default: blend)",
+        choices=["blend", "rrf", "learned"],
+        help="blend: weighted normalised scores; rrf: reciprocal rank fusion; learned: keyword "
+        "z-score plus weighted cosines (default: blend)",
     )
     s.add_argument("--clusters", action="store_true", help="group hits into labelled clusters")
     s.add_argument("--explain", action="store_true", help="show every stage's scores")

@@ -17,7 +17,7 @@ class Config:
     max_file_mb: float = 20.0
     # recall
     mode: str = "hybrid"  # hybrid | keyword | vector
-    fusion: str = "blend"  # blend | rrf
+    fusion: str = "blend"  # blend | rrf | learned
     alpha: float = 0.5  # blend weight of vectors: 0 keywords only, 1 vectors only
     rrf_k: int = 60
     candidates: int = 100  # per retriever, before fusion
@@ -28,6 +28,10 @@ class Config:
     # auto: document where the backend can (local), chunk where it cannot (postgres, milvus)
     keyword_scope: str = "auto"  # auto | chunk | document
     title_weight: float = 0.1  # document scope: + weight * BM25 of the document's title
+    # fusion "learned" (engram.recall.learned; fitted on SciFact train, docs/benchmarks.md #18):
+    # keyword z-score + weight * chunk cosine + weight * whole-document cosine
+    learned_cosine_weight: float = 10.0
+    learned_document_weight: float = 10.0
     # recall stages beside fusion (engram.recall.refine; docs/benchmarks.md has the ablation)
     adaptive_gain: float = 0.0  # per-query alpha moves by gain * (vector - keyword confidence)
     doc_pool_decay: float = 0.0  # document = best chunk + decay * 2nd + decay^2 * 3rd ...

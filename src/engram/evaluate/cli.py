@@ -126,7 +126,9 @@ def add_eval_parsers(sub: Any) -> Any:
         default="hybrid",
         help="retrievers",
     )
-    b.add_argument("--fusion", choices=["blend", "rrf"], help="fusion method (default: blend)")
+    b.add_argument(
+        "--fusion", choices=["blend", "rrf", "learned"], help="fusion method (default: blend)"
+    )
     b.add_argument("--alpha", type=float, help="vector weight in fusion (default: 0.5)")
     b.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: 200)")
     b.add_argument("--limit", type=int, help="evaluate only the first N queries (default: all)")

@@ -1,4 +1,5 @@
-"""Fusion of keyword and vector rankings: reciprocal rank, or a min-max-normalised blend."""
+"""Fusion of keyword and vector rankings: reciprocal rank, or a min-max-normalised blend (the
+third, ``learned``, reads stored vectors and lives in ``recall/learned.py``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def blend(keyword: Ranking, vector: Ranking, alpha: float = 0.5) -> dict[int, fl
     }
 
 
-FUSIONS = ("blend", "rrf")
+FUSIONS = ("blend", "rrf", "learned")  # learned: engram.recall.learned, run by the Recaller
 
 
 def fuse(
@@ -59,4 +60,6 @@ def fuse(
         if alpha in (0.0, 1.0):
             return dict(keyword if alpha == 0 else vector)
         return rrf([keyword, vector], k=rrf_k, weights=[1 - alpha, alpha])
+    if fusion == "learned":
+        raise ValueError("fusion 'learned' reads stored vectors: the Recaller runs it")
     return blend(keyword, vector, alpha)

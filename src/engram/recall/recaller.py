@@ -92,9 +92,19 @@ class Recaller:
             )
             if settings.mode == "hybrid":
                 alpha = refine.query_alpha(self.stages.config, kw, vec, alpha)
-        fused = fuse(
-            kw, vec, mode=settings.mode, fusion=settings.fusion, alpha=alpha, rrf_k=settings.rrf_k
-        )
+        if settings.fusion == "learned" and settings.mode == "hybrid":
+            if self.stages is None or query_vector is None:
+                raise EngramError("fusion 'learned' needs a memory and a query vector")
+            fused = refine.learned(self.stages, kw, vec, query_vector, scope)
+        else:
+            fused = fuse(
+                kw,
+                vec,
+                mode=settings.mode,
+                fusion=settings.fusion,
+                alpha=alpha,
+                rrf_k=settings.rrf_k,
+            )
         if self.stages is not None:
             fused = refine.documents(self.stages, fused, query_vector, scope)
         ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))

@@ -1,7 +1,8 @@
 """The optional recall stages around fusion, each off unless its config setting is set.
 
 ``Recaller.recall`` calls these in order: ``feedback`` (RM3 on the keyword leg, Rocchio on the
-vector leg), ``query_alpha`` (per-query fusion weight), ``documents`` (document pooling and
+vector leg), ``query_alpha`` (per-query fusion weight), ``learned`` (in place of the fusion of
+``recall/fusion.py`` when ``fusion`` is "learned"), ``documents`` (document pooling and
 whole-document vectors) and, on the final hits, ``rerank`` (the local model as a scorer).
 Every function returns its input unchanged when its setting is off, so the defaults in
 ``Config`` decide what runs.
@@ -18,6 +19,7 @@ from engram.recall.adaptive import adaptive_alpha
 from engram.recall.documents import add_document_vectors, document_vectors, pool_documents
 from engram.recall.feedback import add_rankings, expansion_terms, rocchio
 from engram.recall.fusion import Ranking
+from engram.recall.learned import cosines, learned_fuse
 from engram.recall.rerank import rerank_hits
 from engram.retrieval.base import Scope
 from engram.types import Hit
@@ -79,6 +81,31 @@ def documents(
         doc_vecs = document_vectors(vectors, siblings)
         fused = add_document_vectors(fused, doc_of, doc_vecs, query_vector, c.doc_vector_weight)
     return fused
+
+
+def learned(
+    memory: Any, kw: Ranking, vec: Ranking, query_vector: np.ndarray, scope: Scope
+) -> dict[int, float]:
+    """``fusion = "learned"`` (``recall/learned.py``): every candidate of either leg scored
+    from its keyword z-score, its own cosine and its document's whole-document cosine."""
+    c = memory.config
+    ids = list(dict.fromkeys([cid for cid, _ in kw] + [cid for cid, _ in vec]))
+    if not ids:
+        return {}
+    rows = memory.store.hit_rows(ids)
+    doc_of = {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
+    siblings = _document_chunks(memory, doc_of, scope) if c.learned_document_weight else {}
+    vectors = memory.retrieval.vectors_for(list(set(siblings) | set(doc_of)))
+    chunk_cos = cosines({cid: vectors[cid] for cid in doc_of if cid in vectors}, query_vector)
+    doc_vecs = document_vectors({cid: vectors[cid] for cid in siblings if cid in vectors}, siblings)
+    return learned_fuse(
+        kw,
+        chunk_cos,
+        doc_of,
+        cosines(doc_vecs, query_vector),
+        c.learned_cosine_weight,
+        c.learned_document_weight,
+    )
 
 
 def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Scope) -> dict[int, Any]:

@@ -3,6 +3,7 @@ evidence floor of the answer path. Built from ``Config``; every default lives th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from engram.config import Config
@@ -31,10 +32,20 @@ def check_keyword_scope(scope: str, title_weight: float) -> tuple[str, float]:
     return scope, float(title_weight)
 
 
+def check_learned_weights(config: Config) -> None:
+    """The weights of ``fusion = "learned"``: finite numbers (a clear error otherwise)."""
+    for name in ("learned_cosine_weight", "learned_document_weight"):
+        value = getattr(config, name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise EngramError(f"{name} must be a finite number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RecallSettings:
     """One recall: ``k`` hits by ``mode``; hybrid fuses ``candidates`` per retriever with
-    ``fusion`` (``blend`` weighted by ``alpha``, or ``rrf`` with constant ``rrf_k``). The
+    ``fusion`` (``blend`` weighted by ``alpha``, ``rrf`` with constant ``rrf_k``, or ``learned``:
+    ``recall/learned.py``, its weights in ``Config``). The
     keyword retriever scores chunks, or with ``keyword_scope`` "document" each chunk's whole
     document (plus ``title_weight`` times its title's BM25); "auto" is "document" where the
     retrieval backend can score documents, else "chunk"."""
@@ -64,6 +75,8 @@ class RecallSettings:
         fusion = fusion or config.fusion
         if fusion not in FUSIONS:
             raise EngramError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        if fusion == "learned":
+            check_learned_weights(config)
         alpha = config.alpha if alpha is None else alpha
         if not 0.0 <= alpha <= 1.0:
             raise EngramError(f"alpha must be between 0 and 1, got {alpha}")

@@ -63,7 +63,7 @@ class SearchRequest(_Body):
     mode: Literal["hybrid", "keyword", "vector"] | None = None
     where: Where = Field(None, description=_WHERE_DOC)
     alpha: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
-    fusion: Literal["blend", "rrf"] | None = None
+    fusion: Literal["blend", "rrf", "learned"] | None = None
     clusters: bool = False
 
 
