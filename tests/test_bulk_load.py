@@ -225,3 +225,60 @@ def test_a_word_worker_that_cannot_start_is_done_without(make_memory, embedder, 
     monkeypatch.undo()
     assert keys(m.search(docs[3].text, k=30, mode="keyword")).count("d3") == 1
     assert m.retrieval.stats()["keyword"]["rows"] == 30
+
+
+def test_one_word_worker_serves_successive_loads(make_memory, embedder, monkeypatch):
+    """The worker outlives a load: the next one reuses it (no new process, its words known),
+    also after the indexes were rebuilt in between (their term ids then differ from those the
+    worker's terms had), and ``optimize`` stops it."""
+    from engram.ingest import bulk
+
+    blocks = [
+        [Document(id=f"b{b}-{i}", text=t) for i, t in enumerate(_texts(30, 10 + b))]
+        for b in range(3)
+    ]
+    blocks[2] += [Document(id="new", text="zebra quagga okapi running")]  # words new to all
+    plain = make_memory("plain.db")
+    monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)
+    pooled = make_memory("pooled.db")
+    for i, block in enumerate(blocks):
+        plain.import_vectors(block, vectors(embedder, block), batch=len(block) + 1)  # no pool
+        pooled.import_vectors(block, vectors(embedder, block), batch=10)
+        if i == 0:
+            pool = pooled.retrieval._words
+            assert pool is not None
+        else:
+            assert pooled.retrieval._words is pool  # the same worker
+        if i == 1:  # new vocabularies, numbered from the second block's words on
+            for m in (pooled, plain):
+                m.delete([d.id for d in blocks[0]])
+                m.reindex()
+    for query in ("heron otter", "zebra okapi", "running ridge", "Ünïcödé a_b 7", "moss tide"):
+        got = [(h.doc_id, round(h.score, 5)) for h in pooled.search(query, k=15, mode="keyword")]
+        want = [(h.doc_id, round(h.score, 5)) for h in plain.search(query, k=15, mode="keyword")]
+        assert got == want and got
+    pooled.optimize()
+    assert pooled.retrieval._words is None and pool._proc.poll() is not None
+
+
+def test_word_pool_term_ids_follow_a_reset_index():
+    """Term ids cached for an index hold only while it keeps its vocabulary: after a reset
+    (a rebuild numbers terms afresh) they are looked up again."""
+    from engram.index.keyword import KeywordIndex
+    from engram.index.wordpool import WordPool
+
+    pool, index = WordPool("english"), KeywordIndex(None)
+    try:
+        first = pool.take(pool.submit(["heron otter", "otters ran"]))
+        ids = pool.term_ids(index, first.terms)
+        names = {t: w for w, t in index.vocab.items()}
+        assert [names[t] for t in ids] == ["heron", "otter", "otter", "ran"]
+        index.reset()
+        index.add([(1, "ran ran lantern", None)])  # "ran" and "lantern" numbered first now
+        again = pool.take(pool.submit(["heron ran", "lantern"]))
+        ids = pool.term_ids(index, again.terms)
+        names = {t: w for w, t in index.vocab.items()}
+        assert [names[t] for t in ids] == ["heron", "ran", "lantern"]
+        assert index.vocab["ran"] == 0 and index.vocab["heron"] == 2
+    finally:
+        pool.close()

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from engram.index.keyword import KeywordIndex
 
 
+MAX_TERMS = 4_000_000  # a worker that has numbered more terms is replaced (its memory)
+_NONE = np.empty(0, dtype=np.int64)
+
+
 class WordPoolError(EngramError):
     """The word-cutting worker of a bulk load stopped."""
 
@@ -59,7 +63,9 @@ class WordPool:
         self._terms: list[str] = []  # every term seen, by the worker's number
         self._order: dict[Future[tuple], int] = {}  # each batch's number, in submission order
         self._taken = 0  # batches whose new terms are in ``_terms``
-        self._term_of: dict[int, np.ndarray] = {}  # per index: term number -> term id
+        # per index: its vocabulary (ids hold while it is the same dictionary) and each term
+        # number's id in it (-1: not in it yet)
+        self._term_of: dict[int, tuple[dict[str, int], np.ndarray]] = {}
 
     def submit(self, texts: Sequence[str]) -> Future[tuple]:
         job: Future[tuple] = Future()
@@ -81,13 +87,25 @@ class WordPool:
         return cut
 
     def term_ids(self, index: KeywordIndex, terms: np.ndarray) -> np.ndarray:
-        """The worker's term numbers (of batches taken) as ``index``'s term ids; ``index``
-        analyses the pool's language (every keyword index of a store shares one)."""
-        known = self._term_of.get(id(index), np.empty(0, dtype=np.int64))
+        """The worker's term numbers (of batches taken) as ``index``'s term ids; terms new to
+        the index are added to its vocabulary. ``index`` analyses the pool's language (every
+        keyword index of a store shares one)."""
+        vocab, known = self._term_of.get(id(index), (None, _NONE))
+        if vocab is not index.vocab:  # first seen, or reset or reloaded since: ids unknown
+            known = _NONE
         if len(known) < len(self._terms):
-            fresh = index.term_ids_of(self._terms[len(known) :])
-            known = self._term_of[id(index)] = np.concatenate([known, fresh])
-        return known[terms]
+            known = np.concatenate([known, np.full(len(self._terms) - len(known), -1)])
+        tids = known[terms]
+        if (tids < 0).any():
+            new = np.unique(terms[tids < 0])
+            known[new] = index.term_ids_of([self._terms[n] for n in new])
+            tids = known[terms]
+        self._term_of[id(index)] = (index.vocab, known)
+        return tids
+
+    def full(self) -> bool:
+        """Whether the worker has seen so many terms that it should start afresh."""
+        return len(self._terms) > MAX_TERMS
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

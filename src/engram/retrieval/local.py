@@ -237,14 +237,25 @@ class LocalRetrieval:
         process cuts the texts of batches given to ``cut_words`` meanwhile."""
         rows = self.vector_index.memtable_rows
         self.vector_index.memtable_rows = sys.maxsize
-        self._words = _word_pool(self.keyword_index.language) if word_pool else None
+        if self._words is not None and (not word_pool or self._words.full()):
+            self.close_word_pool()
+        if word_pool and self._words is None:
+            self._words = _word_pool(self.keyword_index.language)
         try:
             yield
+        except BaseException:
+            self.close_word_pool()  # batches it was given may not have been taken
+            raise
         finally:
             self.vector_index.memtable_rows = rows
-            if self._words is not None:
-                self._words.close()
-                self._words = None
+
+    def close_word_pool(self) -> None:
+        """Stop the word worker, if one is running. It outlives a bulk load, so the next one
+        (``Memory.import_vectors`` called block by block) neither starts a process nor
+        analyses its words again; ``optimize`` and ``close`` stop it."""
+        if self._words is not None:
+            self._words.close()
+            self._words = None
 
     def cut_words(self, rows: Sequence[DocumentRow]) -> Future[tuple] | None:
         """Start cutting the chunk texts of ``rows`` into words in the worker (``bulk_load``
@@ -308,8 +319,7 @@ class LocalRetrieval:
             return self._words.take(words)
         except WordPoolError as exc:
             log.warning("%s; the bulk load goes on without it", exc)
-            self._words.close()
-            self._words = None
+            self.close_word_pool()
             return None
 
     def _counted(self, index: KeywordIndex, cut: Cut) -> Counted:
@@ -391,6 +401,7 @@ class LocalRetrieval:
 
     def optimize(self) -> dict[str, Any]:
         """Build or extend the inverted lists over every row now, then save."""
+        self.close_word_pool()
         self.sync(autosave=False)
         v = self.vector_index
         built = v.ann != "exact" and v.ann != "hnsw" and v.build_ivf(force=v.ivf is None)
@@ -403,7 +414,9 @@ class LocalRetrieval:
         }
 
     def close(self) -> None:
-        """Nothing held open: the index files are memory-mapped or read on load."""
+        """Stop the word worker, if any; nothing else is held open (the index files are
+        memory-mapped or read on load)."""
+        self.close_word_pool()
 
     def reindex(self) -> dict[str, int]:
         """Rebuild both indexes from the store and save them."""
