@@ -230,7 +230,8 @@ def test_a_word_worker_that_cannot_start_is_done_without(make_memory, embedder, 
 def test_one_word_worker_serves_successive_loads(make_memory, embedder, monkeypatch):
     """The worker outlives a load: the next one reuses it (no new process, its words known),
     also after the indexes were rebuilt in between (their term ids then differ from those the
-    worker's terms had), and ``optimize`` stops it."""
+    worker's terms had); the keyword segments the loads freeze are merged when ``optimize``
+    stops it."""
     from engram.ingest import bulk
 
     blocks = [
@@ -241,6 +242,8 @@ def test_one_word_worker_serves_successive_loads(make_memory, embedder, monkeypa
     plain = make_memory("plain.db")
     monkeypatch.setattr(bulk, "WORD_POOL_ROWS", 2)
     pooled = make_memory("pooled.db")
+    for m in (plain, pooled):
+        m.retrieval.keyword_index.memtable_docs = 8  # a segment per 8 chunks
     for i, block in enumerate(blocks):
         plain.import_vectors(block, vectors(embedder, block), batch=len(block) + 1)  # no pool
         pooled.import_vectors(block, vectors(embedder, block), batch=10)
@@ -257,8 +260,15 @@ def test_one_word_worker_serves_successive_loads(make_memory, embedder, monkeypa
         got = [(h.doc_id, round(h.score, 5)) for h in pooled.search(query, k=15, mode="keyword")]
         want = [(h.doc_id, round(h.score, 5)) for h in plain.search(query, k=15, mode="keyword")]
         assert got == want and got
-    pooled.optimize()
+    held = len(pooled.retrieval.keyword_index.segments)
+    assert held >= 4  # frozen while the loads ran, not merged yet (merged: at most 3)
+    pooled.optimize()  # stops the worker and merges what the loads froze
     assert pooled.retrieval._words is None and pool._proc.poll() is not None
+    assert len(pooled.retrieval.keyword_index.segments) == 1
+    for query in ("heron otter", "zebra okapi", "running ridge"):
+        got = [(h.doc_id, round(h.score, 5)) for h in pooled.search(query, k=15, mode="keyword")]
+        want = [(h.doc_id, round(h.score, 5)) for h in plain.search(query, k=15, mode="keyword")]
+        assert got == want and got
 
 
 def test_word_pool_term_ids_follow_a_reset_index():

@@ -61,6 +61,7 @@ class KeywordIndex(SegmentedIndex):
 
     def reset(self) -> None:
         super().reset()
+        self._held: int | None = 0 if getattr(self, "_held", None) is not None else None
         self.vocab: dict[str, int] = {}
         self._word_ids: dict[str, int] = {}  # token -> term id (-1: stopword), a memo
         self.df = np.zeros(1024, dtype=np.int64)
@@ -181,12 +182,33 @@ class KeywordIndex(SegmentedIndex):
         self.segment_names.append(None)
         self._mem_rows, self._mem_cols, self._mem_tfs = [], [], []
         self._mem_ids, self._mem_lens = [], []
+        if self._held is None:
+            self._merge_tail()
+
+    def _merge_tail(self) -> None:
         # Log-structured merging: keep segment sizes decreasing by at least half, so each
         # document takes part in O(log n) merges and a query visits O(log n) segments.
         while len(self.segments) > 1 and 2 * len(self.segments[-1].ids) >= len(
             self.segments[-2].ids
         ):
             self._merge(len(self.segments) - 2)
+
+    def hold_merges(self) -> None:
+        """Leave the segments frozen from now on unmerged until ``release_merges``: a bulk
+        load's segments are then merged once, at its end, instead of about log2(rows /
+        memtable_docs) times while it runs (queries meanwhile visit each segment)."""
+        if self._held is None:
+            self._held = len(self.segments)
+
+    def release_merges(self) -> None:
+        """Merge the segments frozen since ``hold_merges`` into one, then as after any freeze."""
+        if self._held is None:
+            return
+        self.freeze()
+        start, self._held = self._held, None
+        if len(self.segments) - start > 1:
+            self._merge(start)
+        self._merge_tail()
 
     def _merge(self, start: int) -> None:
         """Merge ``segments[start:]`` into one."""
@@ -195,8 +217,9 @@ class KeywordIndex(SegmentedIndex):
         mats = []
         for s in tail:
             m = s.postings
-            if m.shape[0] < vocab_size:
-                m = sp.vstack([m, sp.csr_matrix((vocab_size - m.shape[0], m.shape[1]))]).tocsr()
+            if m.shape[0] < vocab_size:  # terms added since: empty rows at the end
+                indptr = np.concatenate([m.indptr, np.full(vocab_size - m.shape[0], m.indptr[-1])])
+                m = sp.csr_matrix((m.data, m.indices, indptr), shape=(vocab_size, m.shape[1]))
             mats.append(m)
         ids = np.concatenate([s.ids for s in tail])
         postings = sp.hstack(mats).tocsr()

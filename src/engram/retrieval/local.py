@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -172,6 +173,7 @@ class LocalRetrieval:
     def save(self) -> None:
         """Save every index. A failed save (a full disk) is logged, not raised: the store is
         the truth, the last saved files stay valid, and the index catches up on next open."""
+        self.close_word_pool()
         for index in self.indexes:
             self._save_one(index)
         self._unsaved = 0
@@ -241,6 +243,8 @@ class LocalRetrieval:
             self.close_word_pool()
         if word_pool and self._words is None:
             self._words = _word_pool(self.keyword_index.language)
+            for index in self._keyword_indexes():
+                index.hold_merges()  # until the pool closes: see close_word_pool
         try:
             yield
         except BaseException:
@@ -250,12 +254,18 @@ class LocalRetrieval:
             self.vector_index.memtable_rows = rows
 
     def close_word_pool(self) -> None:
-        """Stop the word worker, if one is running. It outlives a bulk load, so the next one
+        """End a run of bulk loads: stop the word worker, if one is running, and merge the
+        keyword segments they froze. The worker outlives a load, so the next one
         (``Memory.import_vectors`` called block by block) neither starts a process nor
-        analyses its words again; ``optimize`` and ``close`` stop it."""
+        analyses its words again; ``save``, ``optimize`` and ``close`` stop it."""
         if self._words is not None:
             self._words.close()
             self._words = None
+        for index in self._keyword_indexes():
+            index.release_merges()
+
+    def _keyword_indexes(self) -> list[KeywordIndex]:
+        return [i for i in (self.keyword_index, self.document_index) if i is not None]
 
     def cut_words(self, rows: Sequence[DocumentRow]) -> Future[tuple] | None:
         """Start cutting the chunk texts of ``rows`` into words in the worker (``bulk_load``
@@ -400,13 +410,17 @@ class LocalRetrieval:
         return n
 
     def optimize(self) -> dict[str, Any]:
-        """Build or extend the inverted lists over every row now, then save."""
+        """Build or extend the inverted lists over every row now, then save. The result
+        names the time spent merging keyword segments left by bulk loads (``keyword_merge_s``)."""
+        start = time.perf_counter()
         self.close_word_pool()
+        merged = time.perf_counter() - start
         self.sync(autosave=False)
         v = self.vector_index
         built = v.ann != "exact" and v.ann != "hnsw" and v.build_ivf(force=v.ivf is None)
         self.save()
         return {
+            "keyword_merge_s": round(merged, 3),
             "vector_rows": v.size(),
             "in_lists": len(v.ivf) if v.ivf is not None else 0,
             "searched_exactly": v.tail_rows() if v.ivf is not None else v.size(),
