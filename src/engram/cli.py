@@ -501,7 +501,11 @@ def _add_store_commands(sub: Any) -> None:
     )
     r.set_defaults(func=cmd_reindex)
 
-    o = sub.add_parser("optimize", help="build or extend the approximate vector index now, in bulk")
+    o = sub.add_parser(
+        "optimize",
+        help="build or extend the approximate vector index now, in bulk (and merge the keyword "
+        "segments bulk loads left)",
+    )
     o.set_defaults(func=cmd_optimize)
 
     n = sub.add_parser("namespaces", help="list namespaces")

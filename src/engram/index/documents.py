@@ -142,7 +142,11 @@ class DocumentIndex(KeywordIndex):
             return
         rows = range(self.n_docs, self.n_docs + len(doc_ids))
         self.add_counted(list(rows), *counted)
-        self.titles.add([(r, t, None) for r, t in zip(rows, titles, strict=True)])
+        if any(titles):
+            self.titles.add([(r, t, None) for r, t in zip(rows, titles, strict=True)])
+        else:  # no titles (bulk loads often have none): nothing to analyse
+            none = np.zeros(0, dtype=np.int64)
+            self.titles.add_counted(list(rows), np.zeros(len(rows), np.int64), none, none, none)
         self._map(doc_ids, chunk_ids, doc_ids)
 
     def _map(self, row_docs: Sequence[int], chunks: Sequence[int], docs: Sequence[int]) -> None:

@@ -47,7 +47,6 @@ class WordPool:
     them in that order."""
 
     def __init__(self, language: str) -> None:
-        self.language = language
         package_root = str(Path(__file__).resolve().parents[2])  # the folder holding engram
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(

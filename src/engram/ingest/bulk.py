@@ -3,11 +3,11 @@ indexes take in the one before it.
 
 The SQLite store inserts a batch in a few statements that run without Python's global lock
 (``engram.store.sqlite_write``), so on two cores its writes overlap the indexing of the
-previous batch; in large loads a worker process cuts the texts into words meanwhile
-(``engram.index.wordpool``). The local indexes take each batch from memory
-(``LocalRetrieval.index_written``), never reading back what was just written, and only when
-the changelog shows that nothing else happened in between; otherwise they catch up from the
-changelog as after any write.
+previous batch; in large loads a worker process analyses and counts the texts' terms
+meanwhile (``engram.index.wordpool``; it outlives the load, for the next one). The local
+indexes take each batch from memory (``LocalRetrieval.index_written``), never reading back
+what was just written, and only when the changelog shows that nothing else happened in
+between; otherwise they catch up from the changelog as after any write.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def _pipelined(
     changed, flight, written = 0, None, None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-write") as writer:
         for rows in batches:
-            prepared = store.prepare_documents(rows)
             words = retrieval.cut_words(rows)  # in the word pool's process, if any
+            prepared = store.prepare_documents(rows)
             if flight is not None:
                 written = _landed(store, *flight)
                 changed += _changed(written[1])
