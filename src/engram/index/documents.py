@@ -26,6 +26,7 @@ from engram.index.keyword import Counted, KeywordIndex
 from engram.store.base import DocumentChunks
 
 log = logging.getLogger(__name__)
+Ids = Sequence[int] | np.ndarray  # row, chunk or document ids
 
 _NONE = np.zeros(0, dtype=np.int64)
 
@@ -131,8 +132,8 @@ class DocumentIndex(KeywordIndex):
 
     def add_single_chunks(
         self,
-        doc_ids: Sequence[int],
-        chunk_ids: Sequence[int],
+        doc_ids: Ids,
+        chunk_ids: Ids,
         titles: Sequence[str],
         counted: Counted,
     ) -> None:
@@ -149,7 +150,7 @@ class DocumentIndex(KeywordIndex):
             self.titles.add_counted(list(rows), np.zeros(len(rows), np.int64), none, none, none)
         self._map(doc_ids, chunk_ids, doc_ids)
 
-    def _map(self, row_docs: Sequence[int], chunks: Sequence[int], docs: Sequence[int]) -> None:
+    def _map(self, row_docs: Ids, chunks: Ids, docs: Ids) -> None:
         """Record the documents of new rows and the document of each new chunk."""
         self.row_docs = np.concatenate([self.row_docs, np.asarray(row_docs, dtype=np.int64)])
         cids = np.concatenate([self.map_chunks, np.asarray(chunks, dtype=np.int64)])

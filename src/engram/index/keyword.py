@@ -139,7 +139,7 @@ class KeywordIndex(SegmentedIndex):
 
     def add_counted(
         self,
-        ids: Sequence[int],
+        ids: Sequence[int] | np.ndarray,
         lengths: np.ndarray,
         cols: np.ndarray,
         tids: np.ndarray,
@@ -153,7 +153,7 @@ class KeywordIndex(SegmentedIndex):
         self._mem_rows.append(tids)
         self._mem_cols.append(cols + len(self._mem_ids))
         self._mem_tfs.append(tfs)
-        self._mem_ids.extend(int(i) for i in ids)
+        self._mem_ids.extend(np.asarray(ids, dtype=np.int64).tolist())
         self._mem_lens.extend(lengths.tolist())
         self.total_length += float(lengths.sum())
         self.n_docs += len(ids)

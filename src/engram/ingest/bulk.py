@@ -19,7 +19,7 @@ from itertools import chain
 
 from engram.retrieval import Retrieval
 from engram.retrieval.local import LocalRetrieval
-from engram.store.base import DocumentRow, Store, WriteResult
+from engram.store.base import DocumentRow, Inserted, Store, WriteResult
 
 WORD_POOL_ROWS = 10_000  # a first batch this large: texts are cut into words in a worker
 PIPELINED_BATCH = 12_500  # documents a transaction where writes overlap indexing (local)
@@ -88,9 +88,9 @@ def _pipelined(
 def _landed(
     store: Store,
     rows: Sequence[DocumentRow],
-    job: Future[list[WriteResult]],
+    job: Future[Sequence[WriteResult]],
     words: Future[tuple] | None,
-) -> tuple[Sequence[DocumentRow], list[WriteResult], int, Future[tuple] | None]:
+) -> tuple[Sequence[DocumentRow], Sequence[WriteResult], int, Future[tuple] | None]:
     """A write done: its rows, results, the changelog head after it, and its words."""
     results = job.result()
     return rows, results, store.max_seq(), words
@@ -99,7 +99,7 @@ def _landed(
 def _index(
     retrieval: LocalRetrieval,
     rows: Sequence[DocumentRow],
-    results: list[WriteResult],
+    results: Sequence[WriteResult],
     head: int,
     words: Future[tuple] | None,
     busy: Future,
@@ -114,5 +114,7 @@ def _index(
         retrieval.sync(autosave=False)
 
 
-def _changed(results: list[WriteResult]) -> int:
+def _changed(results: Sequence[WriteResult]) -> int:
+    if isinstance(results, Inserted):
+        return len(results)  # every one added
     return sum(r.status != "unchanged" for r in results)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,14 @@ from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
 from engram.index.wordpool import WordPool, WordPoolError
 from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
-from engram.store.base import ChunkRecord, DocumentRow, Store, WriteResult, chunk_vectors
+from engram.store.base import (
+    ChunkRecord,
+    DocumentRow,
+    Inserted,
+    Store,
+    WriteResult,
+    chunk_vectors,
+)
 from engram.types import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
@@ -286,33 +294,30 @@ class LocalRetrieval:
         the indexes lack. Returns False, having done nothing, otherwise (``sync`` then).
         ``words``: the rows' texts cut by ``cut_words`` (taken even when nothing is done)."""
         cut = self._take(words)
-        changed = sum(len(r.added) + len(r.deleted) for r in results)
-        removed = [cid for r in results for cid in r.deleted]
-        added = [
-            (cid, rec)
-            for (_, _, _, chunks), r in zip(rows, results, strict=True)
-            if r.added  # an unchanged document adds nothing
-            for cid, rec in zip(r.added, chunks, strict=True)
-        ]
+        if isinstance(results, Inserted):  # new documents only: their ids are ranges
+            ids, removed = results.chunk_ids(), []
+        else:
+            ids = np.array([cid for r in results for cid in r.added], dtype=np.int64)
+            removed = [cid for r in results for cid in r.deleted]
+        changed = len(ids) + len(removed)
         if any(index.last_seq != head - changed for index in self.indexes) or (
-            removed and set(removed) & {cid for cid, _ in added}  # a key twice in the batch
+            removed and set(removed) & set(ids.tolist())  # a key twice in the batch
         ):
             return False
+        written = _written_chunks(rows, results)
+        if len(ids) != int(written.sum()):
+            raise EngramError("a write's chunk ids do not match its rows")
         self.keyword_index.remove(removed)
         self.vector_index.remove(removed)
         if cut is not None:
-            cut = cut.of_texts(_written_chunks(rows, results))
-            self.keyword_index.add_counted(
-                [cid for cid, _ in added], *self._counted(self.keyword_index, cut)
-            )
+            cut = cut.of_texts(written)
+            self.keyword_index.add_counted(ids, *self._counted(self.keyword_index, cut))
         else:
-            self.keyword_index.add([(cid, rec.chunk.text, None) for cid, rec in added])
-        if added:
-            if len(added) == sum(len(row[3]) for row in rows):  # no document kept as it was
-                vectors = chunk_vectors(rows)
-            else:
-                vectors = np.asarray([rec.vector for _, rec in added], dtype=np.float32)
-            self._add_vectors(np.array([cid for cid, _ in added], dtype=np.int64), vectors)
+            texts = compress((rec.chunk.text for row in rows for rec in row[3]), written)
+            self.keyword_index.add([(int(c), t, None) for c, t in zip(ids, texts, strict=True)])
+        if len(ids):
+            vectors = chunk_vectors(rows)
+            self._add_vectors(ids, vectors if written.all() else vectors[written])
         if self.document_index is not None:
             self._documents_written(rows, results, cut)
         for index in self.indexes:
@@ -345,6 +350,11 @@ class LocalRetrieval:
         ``cut``, already cut down to the chunks written)."""
         index = self.document_index
         assert index is not None
+        if cut is not None and isinstance(results, Inserted) and results.one_chunk_each():
+            titles = [row[0].title for row in rows]  # new documents of one chunk each
+            counted = self._counted(index, cut)
+            index.add_single_chunks(results.document_ids(), results.chunk_ids(), titles, counted)
+            return
         index.drop_documents([r.document_id for r in results if r.deleted])
         written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
         doc_ids = [r.document_id for _, r in written]
@@ -443,6 +453,8 @@ class LocalRetrieval:
 
 def _written_chunks(rows: Sequence[DocumentRow], results: Sequence[WriteResult]) -> np.ndarray:
     """A mask over every chunk of ``rows``: those of the documents written (not kept)."""
+    if isinstance(results, Inserted):
+        return np.ones(int(results.starts[-1] - results.starts[0]), dtype=bool)
     return np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -37,6 +37,40 @@ class WriteResult:
 
 
 DocumentRow = tuple[Document, str, str, Sequence[ChunkRecord]]  # document, key, digest, chunks
+
+
+class Inserted(Sequence[WriteResult]):
+    """The results of a bulk insert of new documents, made when read: document ``doc0 + j``
+    was added with chunks ``starts[j]`` up to ``starts[j + 1]`` (ids given in order). A bulk
+    load's indexes read the ids as ranges instead of one result object per document."""
+
+    def __init__(self, doc0: int, starts: np.ndarray) -> None:
+        self.doc0, self.starts = doc0, starts
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    @overload
+    def __getitem__(self, j: int) -> WriteResult: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[WriteResult]: ...
+    def __getitem__(self, j: int | slice) -> WriteResult | list[WriteResult]:
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        j = j + len(self) if j < 0 else j
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        chunks = list(range(int(self.starts[j]), int(self.starts[j + 1])))
+        return WriteResult(self.doc0 + j, "added", chunks)
+
+    def document_ids(self) -> np.ndarray:
+        return np.arange(self.doc0, self.doc0 + len(self), dtype=np.int64)
+
+    def chunk_ids(self) -> np.ndarray:
+        return np.arange(self.starts[0], self.starts[-1], dtype=np.int64)
+
+    def one_chunk_each(self) -> bool:
+        return int(self.starts[-1] - self.starts[0]) == len(self)
 
 
 class VectorBlock(list[DocumentRow]):
@@ -117,7 +151,7 @@ class Store(Protocol):
     def prepare_documents(self, rows: Sequence[DocumentRow]) -> Any: ...
     def write_documents(
         self, namespace: str, rows: Sequence[DocumentRow], model: str, prepared: Any = None
-    ) -> list[WriteResult]: ...
+    ) -> Sequence[WriteResult]: ...
     def append_chunks(
         self, doc_id: int, chunks: Sequence[ChunkRecord], model: str
     ) -> list[int]: ...

@@ -383,7 +383,7 @@ class PostgresStore(SqlStore, DocumentReads):
         model: str,
         now: float,
         prepared: Any = None,
-    ) -> list[WriteResult]:
+    ) -> Sequence[WriteResult]:
         if len({key for _, key, _, _ in rows}) < len(rows):  # a key twice: in order
             return super()._write_rows(conn, namespace, rows, model, now)
         results = write_many(conn, namespace, rows, model, now)

@@ -101,7 +101,7 @@ class SqlStore(ChunkReads):
         model: str,
         now: float,
         prepared: Any = None,
-    ) -> list[WriteResult]:
+    ) -> Sequence[WriteResult]:
         return [
             self._write_one(conn, namespace, doc, key, digest, chunks, model, doc.created_at, now)
             for doc, key, digest, chunks in rows
@@ -213,7 +213,7 @@ class SqlStore(ChunkReads):
 
     def write_documents(
         self, namespace: str, rows: Sequence[Row], model: str, prepared: Any = None
-    ) -> list[WriteResult]:
+    ) -> Sequence[WriteResult]:
         """Write many documents in one transaction (bulk loads); a result per row, in order.
         ``prepared``: what ``prepare_documents`` returned for these rows, if called."""
         if rows:

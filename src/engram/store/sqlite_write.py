@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engram.identity import metadata_json
-from engram.store.base import DocumentRow, WriteResult, chunk_vectors
+from engram.store.base import DocumentRow, Inserted, chunk_vectors
 
 _JSON = json.JSONEncoder(ensure_ascii=False)  # texts stay text: a bad one fails at binding
 _NUL = "\\u0000"  # how _JSON writes a NUL character
@@ -86,7 +86,7 @@ class Batch:
 
 def insert_documents(
     conn: sqlite3.Connection, namespace: str, batch: Batch, model: str, now: float
-) -> list[WriteResult]:
+) -> Inserted:
     """Insert a batch of documents whose keys are new in ``namespace`` (the caller checked),
     with their chunks and vectors, and log the chunks; a result per document, in order."""
     doc0 = next_id(conn, "documents")
@@ -104,11 +104,7 @@ def insert_documents(
     chunk0 = next_id(conn, "chunks")
     if len(batch.vectors):
         _insert_chunk_rows(conn, batch, doc0, chunk0, model, now)
-    starts = np.concatenate([[0], np.cumsum(batch.sizes)]) + chunk0
-    return [
-        WriteResult(doc0 + j, "added", list(range(starts[j], starts[j + 1])))
-        for j in range(len(batch.sizes))
-    ]
+    return Inserted(doc0, np.concatenate([[0], np.cumsum(batch.sizes)]) + chunk0)
 
 
 def _insert_chunk_rows(
