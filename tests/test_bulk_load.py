@@ -292,3 +292,22 @@ def test_word_pool_term_ids_follow_a_reset_index():
         assert index.vocab["ran"] == 0 and index.vocab["heron"] == 2
     finally:
         pool.close()
+
+
+def test_bulk_insert_results_read_as_ranges():
+    """``Inserted``: document ``doc0 + j`` with chunks ``starts[j]`` up to ``starts[j + 1]``,
+    read like a list of ``WriteResult``."""
+    from engram.store.base import Inserted, WriteResult
+
+    got = Inserted(7, np.array([20, 21, 24, 25]))
+    want = [
+        WriteResult(7, "added", [20]),
+        WriteResult(8, "added", [21, 22, 23]),
+        WriteResult(9, "added", [24]),
+    ]
+    assert list(got) == want and len(got) == 3 and got[-1] == want[2] and got[1:] == want[1:]
+    assert got.document_ids().tolist() == [7, 8, 9]
+    assert got.chunk_ids().tolist() == [20, 21, 22, 23, 24]
+    assert not got.one_chunk_each() and Inserted(1, np.array([5, 6, 7])).one_chunk_each()
+    with pytest.raises(IndexError):
+        got[3]

@@ -160,3 +160,23 @@ def test_a_store_of_schema_2_gets_the_hash_prefix_index(make_memory, embedder):
     again.add(corpus(5))  # unchanged documents: nothing embedded or written again
     assert again.store.count_documents("default") == 5
     again.close()
+
+
+def test_new_stores_get_16_kib_pages_and_old_ones_keep_theirs(tmp_path, embedder):
+    import sqlite3
+
+    from engram.store.sqlite import PAGE_SIZE
+
+    new = Memory(tmp_path / "new.db", embedder=embedder)
+    new.add(corpus(3))
+    assert new.store.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    new.close()
+    conn = sqlite3.connect(tmp_path / "old.db")  # a store made with SQLite's 4 KiB pages
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    old = Memory(tmp_path / "old.db", embedder=embedder)
+    old.add(corpus(3))
+    assert old.store.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert old.search("uniq1", mode="keyword")[0].doc_id == "doc-1"
+    old.close()
