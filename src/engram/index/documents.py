@@ -126,7 +126,7 @@ class DocumentIndex(KeywordIndex):
         ids = sorted(docs)
         rows = range(self.n_docs, self.n_docs + len(ids))
         self.add([(r, join_chunks(docs[d][1]), None) for r, d in zip(rows, ids, strict=True)])
-        self.titles.add([(r, docs[d][0], None) for r, d in zip(rows, ids, strict=True)])
+        self._add_titles(rows, [docs[d][0] for d in ids])
         chunks = [(c[0], d) for d in ids for c in docs[d][1]]
         self._map(ids, [c for c, _ in chunks], [d for _, d in chunks])
 
@@ -143,12 +143,16 @@ class DocumentIndex(KeywordIndex):
             return
         rows = range(self.n_docs, self.n_docs + len(doc_ids))
         self.add_counted(list(rows), *counted)
+        self._add_titles(rows, titles)
+        self._map(doc_ids, chunk_ids, doc_ids)
+
+    def _add_titles(self, rows: range, titles: Sequence[str]) -> None:
+        """The titles of new rows into the title field."""
         if any(titles):
             self.titles.add([(r, t, None) for r, t in zip(rows, titles, strict=True)])
         else:  # no titles (bulk loads often have none): nothing to analyse
             none = np.zeros(0, dtype=np.int64)
             self.titles.add_counted(list(rows), np.zeros(len(rows), np.int64), none, none, none)
-        self._map(doc_ids, chunk_ids, doc_ids)
 
     def _map(self, row_docs: Ids, chunks: Ids, docs: Ids) -> None:
         """Record the documents of new rows and the document of each new chunk."""

@@ -81,9 +81,14 @@ class KeywordIndex(SegmentedIndex):
         tid = self.vocab.get(term)
         if tid is None:
             tid = self.vocab[term] = len(self.vocab)
-            if tid >= len(self.df):
-                self.df = np.concatenate([self.df, np.zeros(len(self.df), dtype=np.int64)])
+            self._fit_df()
         return tid
+
+    def _fit_df(self) -> None:
+        """Room in ``df`` for every term of the vocabulary (grown by doubling)."""
+        if len(self.vocab) > len(self.df):
+            grown = max(len(self.vocab), 2 * len(self.df))
+            self.df = np.concatenate([self.df, np.zeros(grown - len(self.df), dtype=np.int64)])
 
     def _term_ids(self, words: list[str]) -> np.ndarray:
         """Term ids of lowercase tokens, -1 for stopwords: ``analyze`` through a memo of
@@ -119,9 +124,7 @@ class KeywordIndex(SegmentedIndex):
         """The ids of analysed terms (``analyzer.term_of``), new ones added."""
         vocab = self.vocab
         ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), np.int64, len(terms))
-        if len(vocab) > len(self.df):
-            grown = max(len(vocab), 2 * len(self.df))
-            self.df = np.concatenate([self.df, np.zeros(grown - len(self.df), dtype=np.int64)])
+        self._fit_df()
         return ids
 
     def add_terms(self, ids: Sequence[int], counts: np.ndarray, tids: np.ndarray) -> None:

@@ -234,7 +234,7 @@ class FlatVectorIndex(SegmentedIndex):
         """Add rows ``ids`` with ``vectors`` (one row each), kept as one block until frozen."""
         if not len(ids):
             return
-        ids = [int(i) for i in ids]
+        ids = np.asarray(ids, dtype=np.int64).tolist()
         vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         self._mem_ids.extend(ids)
         self._mem_vecs.append(vecs)

@@ -24,7 +24,7 @@ from engram.config import Config
 from engram.embed.base import default_threads
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.base import SegmentedIndex
-from engram.index.documents import DocumentIndex
+from engram.index.documents import DocumentIndex, Ids
 from engram.index.keyword import Counted, KeywordIndex
 from engram.index.postings import MetadataPostings
 from engram.index.vector import FlatVectorIndex
@@ -350,23 +350,15 @@ class LocalRetrieval:
         ``cut``, already cut down to the chunks written)."""
         index = self.document_index
         assert index is not None
-        if cut is not None and isinstance(results, Inserted) and results.one_chunk_each():
-            titles = [row[0].title for row in rows]  # new documents of one chunk each
-            counted = self._counted(index, cut)
-            index.add_single_chunks(results.document_ids(), results.chunk_ids(), titles, counted)
+        if not isinstance(results, Inserted):  # an insert replaces nothing
+            index.drop_documents([r.document_id for r in results if r.deleted])
+        if cut is not None and (single := _one_chunk_documents(rows, results)) is not None:
+            index.add_single_chunks(*single, self._counted(index, cut))  # the chunk's terms
             return
-        index.drop_documents([r.document_id for r in results if r.deleted])
         written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
-        doc_ids = [r.document_id for _, r in written]
-        single = len(set(doc_ids)) == len(doc_ids) and all(len(row[3]) == 1 for row, _ in written)
-        if cut is not None and single:  # a document's text is its one chunk's
-            chunk_ids = [r.added[0] for _, r in written]
-            titles = [row[0].title for row, _ in written]
-            index.add_single_chunks(doc_ids, chunk_ids, titles, self._counted(index, cut))
-        else:
-            index.add_documents(
-                {r.document_id: (row[0].title, _spans(r.added, row[3])) for row, r in written}
-            )
+        index.add_documents(
+            {r.document_id: (row[0].title, _spans(r.added, row[3])) for row, r in written}
+        )
 
     def _add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Rows ``ids`` with ``vectors`` (a matrix, one row each) into the vector index."""
@@ -456,6 +448,22 @@ def _written_chunks(rows: Sequence[DocumentRow], results: Sequence[WriteResult])
     if isinstance(results, Inserted):
         return np.ones(int(results.starts[-1] - results.starts[0]), dtype=bool)
     return np.repeat([bool(r.added) for r in results], [len(row[3]) for row in rows])
+
+
+def _one_chunk_documents(
+    rows: Sequence[DocumentRow], results: Sequence[WriteResult]
+) -> tuple[Ids, Ids, list[str]] | None:
+    """``(document ids, chunk ids, titles)`` of the documents a write added, when each has
+    one chunk (and appears once); None otherwise."""
+    if isinstance(results, Inserted):  # new documents, their ids as ranges
+        if not results.one_chunk_each():
+            return None
+        return results.document_ids(), results.chunk_ids(), [row[0].title for row in rows]
+    written = [(row, r) for row, r in zip(rows, results, strict=True) if r.added]
+    doc_ids = [r.document_id for _, r in written]
+    if len(set(doc_ids)) < len(doc_ids) or any(len(row[3]) != 1 for row, _ in written):
+        return None
+    return doc_ids, [r.added[0] for _, r in written], [row[0].title for row, _ in written]
 
 
 def _spans(ids: list[int], records: Sequence[ChunkRecord]) -> list[tuple[int, int, int, str]]:
