@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import Stemmer
 
+from engram.lexicon import CARDINALS, FREQUENCIES, MAGNITUDES, TIMES
 from engram.types import Hit
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
@@ -39,10 +40,7 @@ def _subject(sentence: str) -> set[str]:
     return set(_STEM.stemWords([w for w in words if w not in STOP and len(w) > 2]))
 
 
-NUMBER_WORDS = _words(
-    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty "
-    "fifty sixty hundred thousand once twice daily weekly monthly yearly"
-)
+NUMBER_WORDS = _words(" ".join([*CARDINALS, *MAGNITUDES, *TIMES, *FREQUENCIES]))
 
 
 def _facts(sentence: str) -> set[str]:

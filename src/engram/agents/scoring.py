@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engram.generate.base import Generator
+from engram.lexicon import cardinals_up_to
 from engram.types import Hit
 
 DAY = 86_400.0
@@ -112,18 +113,7 @@ IMPORTANCE_PROMPT = (
     "poignancy of the following piece of memory. Reply with one number.\n"
     "Memory: {text}\nRating:"
 )
-_RATING_WORDS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-}
+_RATING_WORDS = cardinals_up_to(10)
 _RATING = re.compile(
     r"(?<![\d.])(10|[1-9])(?:\.\d+)?(?![\d.]*\d)(?:\s*(?:/|out of)\s*10)?|\b("
     + "|".join(_RATING_WORDS)

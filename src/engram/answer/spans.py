@@ -12,77 +12,21 @@ from dataclasses import dataclass
 
 from engram.answer.evidence import Sentence
 from engram.index.analyzer import STOPWORDS, analyze
+from engram.lexicon import (
+    CARDINALS,
+    FRACTIONS,
+    MAGNITUDES,
+    MONTH_NAMES,
+    ORDINALS,
+    SEASONS,
+    TIMES,
+)
 
 _WORD = re.compile(r"\S+")
 _EDGE = ".,;:!?\"'“”‘’()[]{}<>*_`"
 _DIGIT = re.compile(r"\d")
-_NUMBER_WORDS = frozenset(
-    [
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-        "thirty",
-        "forty",
-        "fifty",
-        "sixty",
-        "seventy",
-        "eighty",
-        "ninety",
-        "hundred",
-        "thousand",
-        "million",
-        "billion",
-        "trillion",
-        "dozen",
-        "half",
-        "quarter",
-        "first",
-        "second",
-        "third",
-        "fourth",
-        "fifth",
-        "once",
-        "twice",
-    ]
-)
-_MONTHS = frozenset(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "spring",
-        "summer",
-        "autumn",
-        "winter",
-        "century",
-    ]
-)
+_NUMBER_WORDS = frozenset([*CARDINALS, *MAGNITUDES, *FRACTIONS, *ORDINALS, *TIMES])
+_MONTHS = frozenset([*MONTH_NAMES, *SEASONS, "century"])
 _WANTS_NUMBER = re.compile(
     r"\bhow (?:many|much|long|old|far|often|tall|big|high|large|fast|deep|wide|heavy|hot|"
     r"cold|warm|soon|late|early)\b|\bwhat (?:percentage|percent|proportion|share|number|amount|"
