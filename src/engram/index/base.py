@@ -101,6 +101,7 @@ class SegmentedIndex:
         self.directory = Path(directory) if directory else None
         self.last_seq = 0
         self.deleted: set[int] = set()
+        self._deleted_ids: np.ndarray | None = None  # sorted ``deleted``, until it changes
         self.segments: list[Any] = []
         self.segment_names: list[str | None] = []  # None: not saved yet
         self.dirty = False
@@ -144,6 +145,7 @@ class SegmentedIndex:
     def reset(self) -> None:
         self.last_seq = 0
         self.deleted = set()
+        self._deleted_ids = None
         self.segments = []
         self.segment_names = []
         self.checksums = {}
@@ -153,11 +155,18 @@ class SegmentedIndex:
     def remove(self, ids: Sequence[int]) -> None:
         if ids:
             self.deleted.update(int(i) for i in ids)
+            self._deleted_ids = None
             self._on_remove(np.array(sorted(set(ids)), dtype=np.int64))
             self.dirty = True
 
     def _on_remove(self, ids: np.ndarray) -> None:
         """Update per-segment alive masks."""
+
+    def deleted_ids(self) -> np.ndarray:
+        """The deleted row ids as a sorted int64 array (kept until the next delete)."""
+        if self._deleted_ids is None:
+            self._deleted_ids = np.array(sorted(self.deleted), dtype=np.int64)
+        return self._deleted_ids
 
     def deleted_share(self) -> float:
         n = self.size()
@@ -195,7 +204,7 @@ class SegmentedIndex:
                 self.segment_names[i] = name
         tag = uuid.uuid4().hex[:8]
         tomb = f"deleted-{tag}.npy"
-        np.save(seg_dir / tomb, np.array(sorted(self.deleted), dtype=np.int64))
+        np.save(seg_dir / tomb, self.deleted_ids())
         manifest = {
             "kind": self.kind,
             "format": FORMAT,
@@ -359,6 +368,7 @@ class SegmentedIndex:
             self.segment_names = list(manifest["segments"])
             deleted = np.load(seg_dir / manifest["deleted"])
             self.deleted = set(deleted.tolist())
+            self._deleted_ids = None
             self._on_remove(deleted)
             self._load_extra(seg_dir, manifest)
             self.last_seq = int(manifest["last_seq"])

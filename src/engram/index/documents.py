@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engram.index.base import positions_of
+from engram.index.base import mask_of, positions_of
 from engram.index.keyword import Counted, KeywordIndex
 from engram.store.base import DocumentChunks
 
@@ -84,7 +84,7 @@ class DocumentIndex(KeywordIndex):
         if self._lookups is None:
             rows = np.arange(len(self.row_docs), dtype=np.int64)
             if self.deleted:
-                rows = rows[~np.isin(rows, np.fromiter(self.deleted, dtype=np.int64))]
+                rows = rows[~mask_of(rows, self.deleted_ids())]
             order = np.argsort(self.row_docs[rows], kind="stable")
             by_doc = np.argsort(self.map_docs, kind="stable")
             self._lookups = (

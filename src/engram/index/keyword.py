@@ -180,7 +180,7 @@ class KeywordIndex(SegmentedIndex):
         if not np.all(order == np.arange(n)):
             ids, postings = ids[order], postings[:, order].tocsr()
         lengths = np.array(self._mem_lens, dtype=np.float32)[order]
-        alive = ~mask_of(ids, np.array(sorted(self.deleted), dtype=np.int64))
+        alive = ~mask_of(ids, self.deleted_ids())
         self.segments.append(KeywordSegment(ids, lengths, postings, alive))
         self.segment_names.append(None)
         self._mem_rows, self._mem_cols, self._mem_tfs = [], [], []

@@ -93,7 +93,6 @@ class FlatVectorIndex(SegmentedIndex):
         self._hnsw_name = self._ids_name = ""
         self.ivf: IvfLists | None = None
         self._ivf_name = ""
-        self._deleted_arr: np.ndarray | None = None
 
     # -- HNSW -----------------------------------------------------------------------------
     def _want_hnsw(self) -> bool:
@@ -148,7 +147,7 @@ class FlatVectorIndex(SegmentedIndex):
         return True
 
     def _old_live(self, old: IvfLists):
-        dead = self._deleted_sorted()
+        dead = self.deleted_ids()
         for ids, vecs in old.parts():
             if len(dead):
                 keep = ~np.isin(ids, dead)
@@ -168,11 +167,6 @@ class FlatVectorIndex(SegmentedIndex):
             base += len(ids)
         return np.vstack(out)
 
-    def _deleted_sorted(self) -> np.ndarray:
-        if self._deleted_arr is None or len(self._deleted_arr) != len(self.deleted):
-            self._deleted_arr = np.array(sorted(self.deleted), dtype=np.int64)
-        return self._deleted_arr
-
     def _search_ivf(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
@@ -183,7 +177,7 @@ class FlatVectorIndex(SegmentedIndex):
             ids, scores = ivf.scan(q, nprobe)
             keep = np.ones(len(ids), dtype=bool)
             if self.deleted:
-                keep &= ~np.isin(ids, self._deleted_sorted())
+                keep &= ~np.isin(ids, self.deleted_ids())
             if allowed is not None:
                 keep &= np.isin(ids, allowed)
             if keep.sum() >= k or nprobe >= ivf.nlist:
@@ -217,7 +211,7 @@ class FlatVectorIndex(SegmentedIndex):
                 self._hnsw_add(seg.ids[part], np.asarray(seg.vectors[part]))
         if self._mem_ids:
             ids = np.array(self._mem_ids, dtype=np.int64)
-            keep = ~np.isin(ids, self._deleted_sorted())
+            keep = ~np.isin(ids, self.deleted_ids())
             if keep.any():
                 self._hnsw_add(ids[keep], np.vstack(self._mem_vecs)[keep])
         self.dirty = True
@@ -253,7 +247,7 @@ class FlatVectorIndex(SegmentedIndex):
         vecs = np.vstack(self._mem_vecs).astype(np.float32, copy=False)
         order = np.argsort(ids, kind="stable")
         ids, vecs = ids[order], vecs[order]
-        alive = ~mask_of(ids, np.array(sorted(self.deleted), dtype=np.int64))
+        alive = ~mask_of(ids, self.deleted_ids())
         self.segments.append(VectorSegment(ids, vecs, alive))
         self.segment_names.append(None)
         self._mem_ids, self._mem_vecs = [], []
