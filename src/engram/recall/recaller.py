@@ -18,6 +18,7 @@ from engram.recall import refine
 from engram.recall.explain import Explainer
 from engram.recall.floor import apply_floor
 from engram.recall.fusion import fuse
+from engram.recall.refine import Stages
 from engram.recall.settings import EvidenceFloor, RecallSettings
 from engram.retrieval.base import Retrieval, Scope
 from engram.types import Hit
@@ -49,7 +50,7 @@ class Recaller:
         embed: Callable[[str], np.ndarray],
         dim: Callable[[], int],
         scope: Callable[[Any, Any], Scope],
-        stages: Any = None,
+        stages: Stages | None = None,
     ):
         self.retrieval = retrieval
         self._rows, self._embed, self._dim, self._scope = rows, embed, dim, scope

@@ -11,7 +11,7 @@ Every function returns its input unchanged when its setting is off, so the defau
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -24,11 +24,30 @@ from engram.recall.rerank import rerank_hits
 from engram.retrieval.base import Scope
 from engram.types import Hit
 
+if TYPE_CHECKING:
+    from engram.config import Config
+    from engram.generate.base import Generator
+    from engram.retrieval.base import Retrieval
+    from engram.store.base import Store
+
 Legs = tuple[list[tuple[int, float]], list[tuple[int, float]]]
 
 
+class Stages(Protocol):
+    """What the stages read and write: a ``Memory`` (its config, store, retrieval and
+    local model, and the time its last rerank took)."""
+
+    config: Config
+    store: Store
+    retrieval: Retrieval
+    last_rerank_seconds: float
+
+    @property
+    def generator(self) -> Generator: ...
+
+
 def feedback(
-    memory: Any,
+    memory: Stages,
     query: str,
     query_vector: np.ndarray | None,
     kw: Ranking,
@@ -59,13 +78,13 @@ def feedback(
     return kw_out, vec_out
 
 
-def query_alpha(config: Any, kw: Ranking, vec: Ranking, alpha: float) -> float:
+def query_alpha(config: Config, kw: Ranking, vec: Ranking, alpha: float) -> float:
     """The blend's vector weight for this query (``adaptive_gain`` 0: ``alpha``)."""
     return adaptive_alpha(kw, vec, alpha, config.adaptive_gain)
 
 
 def documents(
-    memory: Any, fused: dict[int, float], query_vector: np.ndarray | None, scope: Scope
+    memory: Stages, fused: dict[int, float], query_vector: np.ndarray | None, scope: Scope
 ) -> dict[int, float]:
     """Fused chunk scores with document pooling (``doc_pool_decay``) and whole-document
     vectors (``doc_vector_weight``) applied."""
@@ -84,7 +103,7 @@ def documents(
 
 
 def learned(
-    memory: Any, kw: Ranking, vec: Ranking, query_vector: np.ndarray, scope: Scope
+    memory: Stages, kw: Ranking, vec: Ranking, query_vector: np.ndarray, scope: Scope
 ) -> dict[int, float]:
     """``fusion = "learned"`` (``recall/learned.py``): every candidate of either leg scored
     from its keyword z-score, its own cosine and its document's whole-document cosine."""
@@ -108,7 +127,7 @@ def learned(
     )
 
 
-def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Scope) -> dict[int, Any]:
+def _document_chunks(memory: Stages, doc_of: dict[int, Any], scope: Scope) -> dict[int, Any]:
     """Every stored chunk of the candidates' documents, mapped to its document."""
     by_namespace: dict[str, set[str]] = {}
     for namespace, key in doc_of.values():
@@ -123,7 +142,7 @@ def _document_chunks(memory: Any, doc_of: dict[int, Any], scope: Scope) -> dict[
     return out
 
 
-def rerank(memory: Any, query: str, hits: list[Hit]) -> list[Hit]:
+def rerank(memory: Stages, query: str, hits: list[Hit]) -> list[Hit]:
     """Hits with the top ``rerank_top`` reordered by the local model (0: unchanged)."""
     c = memory.config
     if c.rerank_top <= 1 or len(hits) < 2:
