@@ -158,16 +158,46 @@ def test_id_lists_and_compiled_filters_agree(tmp_path, collection, where):
     with Memory(tmp_path / "kb.db", retrieval=collection, embedder=HashEmbedder()) as mem:
         mem.add(corpus(40))
         by_ids = mem.retrieval.scope(None, mem_where(where))
-        assert by_ids.resolved.startswith("id in [")
+        assert by_ids.resolved.expr.startswith("id in [") and by_ids.resolved.ids is not None
         mem.config.exact_filter_max = 0
         compiled = mem.retrieval.scope(None, mem_where(where))
-        assert "mv[" in compiled.resolved or "ma_s[" in compiled.resolved
+        assert "mv[" in compiled.resolved.expr or "ma_s[" in compiled.resolved.expr
+        assert compiled.resolved.ids is None
         for mode in ("keyword", "vector", "hybrid"):
             mem.config.exact_filter_max = 20_000
             a = doc_ids(mem.search("summary report", k=40, mode=mode, where=where))
             mem.config.exact_filter_max = 0
             b = doc_ids(mem.search("summary report", k=40, mode=mode, where=where))
             assert a and sorted(a) == sorted(b), (mode, where)
+
+
+def test_a_listed_scope_is_searched_exactly(tmp_path, collection, monkeypatch):
+    """A filter SQL lists (``exact_filter_max``) is scored over its vectors from SQL: every
+    chunk of the scope ranked by inner product, as brute force ranks it, no graph walked."""
+    import numpy as np
+
+    with Memory(tmp_path / "kb.db", retrieval=collection, embedder=HashEmbedder()) as mem:
+        mem.add(corpus(60))
+        scope = mem.retrieval.scope(None, mem_where({"topic": "cooking"}))
+        ids = scope.resolved.ids
+        assert ids is not None and 0 < len(ids) < 60
+        q = mem.embedder.embed(["summary report"])[0]
+        found, mat = mem.store.chunk_vectors(ids.tolist())
+        scores = mat @ q
+        want = [int(found[i]) for i in np.argsort(-scores, kind="stable")]
+        searched = []
+        real = mem.retrieval.client.search
+        monkeypatch.setattr(
+            mem.retrieval.client,
+            "search",
+            lambda *a, **kw: searched.append(kw["anns_field"]) or real(*a, **kw),
+        )
+        got = mem.retrieval.vector(q, 1000, scope)
+        assert [i for i, _ in got] == want
+        assert np.allclose([s for _, s in got], np.sort(scores)[::-1], atol=1e-6)
+        assert searched == []
+        mem.retrieval.keyword("summary report", 10, scope)
+        assert searched == ["sparse"]  # keywords still go to Milvus, the listed ids as filter
 
 
 def mem_where(where):

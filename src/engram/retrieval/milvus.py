@@ -62,6 +62,15 @@ _GRPC = {"grpc.keepalive_time_ms": 360_000, "grpc.keepalive_permit_without_calls
 
 
 @dataclass(frozen=True)
+class MilvusScope:
+    """A scope resolved for Milvus: its boolean expression, and for a scope that SQL listed
+    (``exact_filter_max``) the chunk ids, which the vector search then scores exactly."""
+
+    expr: str
+    ids: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class MilvusTarget:
     """Where a retrieval URL points: a client URI, credentials, the collection name."""
 
@@ -322,33 +331,34 @@ class MilvusRetrieval:
         in_names = TRUE
         if names is not None:
             in_names = f"namespace in [{', '.join(literal(n) for n in names)}]"
-        expr = in_names
+        expr, ids = in_names, None
         if where:
-            expr = and_(in_names, self._filter_expression(names, where))
+            condition, ids = self._filter_expression(names, where)
+            expr = and_(in_names, condition)
         if expr == FALSE:
             return NOTHING
-        return Scope(names, where, resolved=None if expr == TRUE else expr)
+        return Scope(names, where, resolved=None if expr == TRUE else MilvusScope(expr, ids))
 
-    def _filter_expression(self, names: tuple[str, ...] | None, where: dict) -> str:
-        """``where`` as a Milvus expression: the chunk ids SQL selects when they are few
-        (``exact_filter_max``; a primary-key list is the cheapest filter for any Milvus),
-        else the compiled typed-metadata expression (or the ids, for a filter it cannot
-        express)."""
+    def _filter_expression(
+        self, names: tuple[str, ...] | None, where: dict
+    ) -> tuple[str, np.ndarray | None]:
+        """``where`` as a Milvus expression, with the chunk ids when SQL listed them: the ids
+        when they are few (``exact_filter_max``; a primary-key list is the cheapest filter
+        for any Milvus), else the compiled typed-metadata expression (or the ids, for a
+        filter it cannot express)."""
+        limit = int(self.config.exact_filter_max)
+        compiled: str | None = None
         try:
             compiled = compile_filter(where)
         except Unsupported as why:
             log.debug("filter %s resolved in SQL (%s)", where, why)
-            return self._ids_expression(names, where)
-        if int(self.config.exact_filter_max) <= 0:
-            return compiled
+        if compiled is not None and limit <= 0:
+            return compiled, None
         ids = self.store.allowed_ids(list(names) if names else None, where)
-        if len(ids) <= int(self.config.exact_filter_max):
-            return self._id_list(ids)
-        return compiled
-
-    def _ids_expression(self, names: tuple[str, ...] | None, where: dict | None) -> str:
-        """The chunks SQL selects, as ``id in [...]`` (a filter Milvus cannot express)."""
-        return self._id_list(self.store.allowed_ids(list(names) if names else None, where))
+        few = len(ids) <= limit
+        if compiled is None or few:
+            return self._id_list(ids), ids if few else None
+        return compiled, None
 
     @staticmethod
     def _id_list(ids: np.ndarray) -> str:
@@ -369,7 +379,7 @@ class MilvusRetrieval:
             data=[data],
             anns_field=field,
             limit=min(n, _MAX_TOPK),
-            filter=scope.resolved or "",
+            filter=scope.resolved.expr if scope.resolved is not None else "",
             output_fields=["id"],
             search_params=params,
             consistency_level="Strong",
@@ -392,9 +402,25 @@ class MilvusRetrieval:
             raise EmbeddingMismatchError(
                 f"query has {q.shape[0]} dims, the Milvus collection holds {self.dim}"
             )
+        listed: MilvusScope | None = scope.resolved
+        if listed is not None and listed.ids is not None:
+            return self._exact(q, n, listed.ids)
         ef = max(int(self.config.hnsw_ef_search), min(n, _MAX_TOPK))
         params = {"metric_type": "IP", "params": {"ef": ef}}
         return self._search("dense", q.tolist(), n, scope, params)
+
+    def _exact(self, q: np.ndarray, n: int, ids: np.ndarray) -> Candidates:
+        """Top ``n`` of a listed scope by inner product over its vectors in SQL (exact, as
+        the embedded store searches small scopes: a graph walked under a narrow filter
+        misses neighbours)."""
+        if n <= 0 or not len(ids):
+            return []
+        found, mat = self.store.chunk_vectors(ids.tolist())
+        if not len(found):
+            return []
+        scores = mat @ q
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [(int(found[i]), float(scores[i])) for i in top]
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """From SQL, the source of truth (the same vectors Milvus holds)."""
