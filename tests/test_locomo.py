@@ -183,9 +183,9 @@ def test_recall_turns_and_answer_f1(locomo_file, make_memory):
             yield "the cello [1]"
 
     mem = make_memory(generator=Fixed())
-    # The views as they were before the speaker bonus and context vectors: this test is about
-    # answer scoring, and the bonus brings D1:3 into a third question's top 3.
-    views = Settings(speaker=0.0, context_vector=0.0)
+    # The views as they were before the speaker bonus, context vectors and learned ranker: this
+    # test is about answer scoring, and the bonus brings D1:3 into a third question's top 3.
+    views = Settings(speaker=0.0, context_vector=0.0, ranker="none")
     result = evaluate_locomo(locomo_file, memory=mem, answer=True, k=3, settings=views)
     assert result["questions"] == 4 and result["f1"] == 0.25
     # "the cello" is withheld (grounding check) where the recalled turns do not hold "cello"

@@ -46,12 +46,15 @@ def test_settings_change_the_ranking(locomo_file, make_memory):  # noqa: F811
     evaluate_locomo(locomo_file, memory=mem)  # ingests
     question = "What pets does Ben have?"
     ns = "locomo-conv-t"
-    off = Settings(speaker=0.0, context_vector=0.0)
+    off = Settings(speaker=0.0, context_vector=0.0, ranker="none")  # the blend's own scores
     base = dict(recall_turns(mem, ns, question, k=14, settings=off))
-    spoken = dict(recall_turns(mem, ns, question, k=14, settings=Settings(context_vector=0.0)))
+    speak = Settings(context_vector=0.0, ranker="none")
+    spoken = dict(recall_turns(mem, ns, question, k=14, settings=speak))
     ben = [d for d in base if d.startswith("D2:") and int(d[3:]) % 2 == 1]  # Ben's turns
     assert ben and all(spoken[d] > base[d] for d in ben if d in spoken)
-    with_cv = dict(recall_turns(mem, ns, question, k=14, settings=Settings(speaker=0.0)))
+    with_cv = dict(
+        recall_turns(mem, ns, question, k=14, settings=Settings(speaker=0.0, ranker="none"))
+    )
     assert with_cv != base
     result = evaluate_locomo(locomo_file, memory=mem, settings=Settings(session=0.2))
     assert result["questions"] == 4 and 0.5 <= result["recall@10"] <= 1.0

@@ -151,7 +151,7 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
         "--recall",
         action="append",
         metavar="KEY=VALUE",
-        help="a view setting of engram.evaluate.locomo.Settings (speaker=0, session=0, ...) or "
+        help="a view setting of engram.evaluate.locomo.Settings (speaker=0, ranker=none, ...) or "
         "a recall setting of engram.config.Config (repeatable; default: the config's)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -13,8 +13,11 @@ A question is scored per turn from three searches: BM25 over turns, BM25 over co
 the best sentence's cosine (each min-max normalised over its candidates), blended
 ``(1 - alpha) / 2, (1 - alpha) / 2, alpha``; a turn then gains a share of its neighbours'
 scores, and, when the question names a time ("in May 2023", "on 3 June, 2023"), turns dated
-in that range or in the two weeks after it gain a bonus. ``retrieval="plain"`` is the
-baseline: hybrid search over the turns alone.
+in that range or in the two weeks after it gain a bonus. The best ``ranker_pool`` turns of
+that blend are then re-ordered by a learned linear ranker (``ranker="learned"``, the default;
+``locomo_rank``: logistic regression over each turn's view scores and ranks, its neighbours,
+speaker, time, session, length and form, fitted on the evidence of ``locomo_dev5.json``).
+``retrieval="plain"`` is the baseline: hybrid search over the turns alone.
 """
 
 from __future__ import annotations
@@ -32,12 +35,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engram.answer.citations import CITATION_MARKER
 from engram.errors import EngramError
+from engram.evaluate.locomo_rank import (
+    DEFAULT_RANKER,
+    Candidates,
+    TurnRanker,
+    fit_ranker,
+    rerank,
+    turn_features,
+)
 from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
 from engram.stored import iter_documents, latest_time
-from engram.timeparse import parse_time_range
+from engram.timeparse import TimeRange, parse_time_range
 from engram.types import Document, Hit
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -169,6 +182,16 @@ class Settings:
     speaker: float = 0.1  # bonus for turns by the one speaker the question names
     session: float = 0.0  # share of its session's normalised total score a turn gains
     context_vector: float = 0.2  # weight of the context windows' cosine (a fourth view)
+    ranker: str = "learned"  # learned | none: re-order the best turns by locomo_rank
+    ranker_pool: int = 100  # how many of the blend's best turns the ranker re-orders
+
+    def __post_init__(self) -> None:
+        if self.retrieval not in ("views", "plain"):
+            raise EngramError(f"retrieval must be views or plain, got {self.retrieval!r}")
+        if self.ranker not in ("learned", "none"):
+            raise EngramError(f"ranker must be learned or none, got {self.ranker!r}")
+        if self.ranker_pool < 1:
+            raise EngramError(f"ranker_pool must be at least 1, got {self.ranker_pool!r}")
 
 
 def conversation_documents(conv: Conversation, settings: Settings = Settings()) -> list[Document]:
@@ -243,70 +266,113 @@ def recall_turns(
     k: int = 10,
     settings: Settings = Settings(),
     reference: float | None = None,
+    ranker: TurnRanker | None = None,
 ) -> list[tuple[str, float]]:
     """``(dia_id, score)`` of the ``k`` best turns for ``question``, best first.
 
     ``reference`` is the time relative phrases in the question are read against (default:
-    the newest memory's time).
+    the newest memory's time). With ``settings.ranker == "learned"`` the blend's best
+    ``settings.ranker_pool`` turns are re-ordered by ``ranker`` (default ``DEFAULT_RANKER``).
     """
-    n = settings.candidates
     if settings.retrieval == "plain":
         hits = memory.search(question, k=k, namespace=namespace, where={"kind": "turn"})
         return [(h.metadata["dia_id"], h.score) for h in hits]
-    turn = memory.search(question, k=n, mode="keyword", namespace=namespace, where={"kind": "turn"})
-    context = memory.search(
-        question, k=n, mode="keyword", namespace=namespace, where={"kind": "context"}
-    )
+    found = turn_candidates(memory, namespace, question, settings, reference)
+    if settings.ranker == "learned":
+        return rerank(found, ranker or DEFAULT_RANKER, settings.ranker_pool)[:k]
+    return found.ranked[:k]
+
+
+def _view_hits(
+    memory: Memory, namespace: str, question: str, settings: Settings
+) -> dict[str, list[Hit]]:
+    """The hits of each view's search (``locomo_rank.VIEWS``)."""
+    n = settings.candidates
+
+    def search(kind: str, mode: str, limit: int, **extra: Any) -> list[Hit]:
+        where = {"kind": kind}
+        return memory.search(question, limit, mode, where, namespace, **extra)
+
     vector = memory.embed_query(question)  # once for both vector views
-    sentence = memory.search(
-        question,
-        k=3 * n,
-        mode="vector",
-        namespace=namespace,
-        where={"kind": "sentence"},
-        query_vector=vector,
-    )
-    context_vec: list[Hit] = []
+    hits = {
+        "turn_keyword": search("turn", "keyword", n),
+        "context_keyword": search("context", "keyword", n),
+        "sentence_vector": search("sentence", "vector", 3 * n, query_vector=vector),
+    }
     if settings.context_vector:
-        context_vec = memory.search(
-            question,
-            k=n,
-            mode="vector",
-            namespace=namespace,
-            where={"kind": "context"},
-            query_vector=vector,
-        )
+        hits["context_vector"] = search("context", "vector", n, query_vector=vector)
+    return hits
+
+
+def turn_candidates(
+    memory: Memory,
+    namespace: str,
+    question: str,
+    settings: Settings = Settings(),
+    reference: float | None = None,
+) -> Candidates:
+    """Every turn the views find for ``question``, ranked by their blend (the module
+    docstring), with what the learned ranker reads of each."""
+    n = settings.candidates
+    hits = _view_hits(memory, namespace, question, settings)
+    views = {v: _by_turn(h, v.split("_")[1]) for v, h in hits.items()}
+    normalised = {v: _normalised(s, n) for v, s in views.items()}
     half = (1 - settings.alpha) / 2
+    weights = {
+        "turn_keyword": half,
+        "context_keyword": half,
+        "sentence_vector": settings.alpha,
+        "context_vector": settings.context_vector,
+    }
     score: defaultdict[str, float] = defaultdict(float)
-    for part, weight in (
-        (_normalised(_by_turn(turn, "keyword"), n), half),
-        (_normalised(_by_turn(context, "keyword"), n), half),
-        (_normalised(_by_turn(sentence, "vector"), n), settings.alpha),
-        (_normalised(_by_turn(context_vec, "vector"), n), settings.context_vector),
-    ):
+    for view, part in normalised.items():
         for dia, s in part.items():
-            score[dia] += weight * s
-    if settings.speaker:
-        speaker_bonus(score, question, [*turn, *context, *sentence], settings.speaker)
+            score[dia] += weights[view] * s
+    seen = [*hits["turn_keyword"], *hits["context_keyword"], *hits["sentence_vector"]]
+    named = named_speakers(question, seen)
+    if settings.speaker and len(named) == 1:
+        speaker_bonus(score, question, seen, settings.speaker)
     if settings.session:
         session_share(score, settings.session)
     smoothed = _smoothed(score, settings)
     # Only turns that exist rank (a smoothed neighbour may lie past a session's end).
-    times = {
-        d.key: d.created_at
+    docs = {
+        d.key: d
         for d in iter_documents(
             memory, namespace, {"kind": "turn", "doc_id": {"$in": list(smoothed)}}
         )
     }
     found = None
-    if settings.time_bonus:
+    if settings.time_bonus or settings.ranker == "learned":
         if reference is None:
             reference = latest_time(memory, namespace)
         found = parse_time_range(question, reference) if reference is not None else None
+    ranked = _time_ranked(smoothed, {d: doc.created_at for d, doc in docs.items()}, found, settings)
+    return Candidates(
+        ranked=ranked,
+        views=views,
+        normalised=normalised,
+        blended=dict(score),
+        texts={d: doc.text for d, doc in docs.items()},
+        speakers={d: str(doc.metadata.get("speaker", "")) for d, doc in docs.items()},
+        times={d: doc.created_at for d, doc in docs.items()},
+        named=named,
+        found=found,
+        after_s=settings.time_after_days * 86_400,
+    )
+
+
+def _time_ranked(
+    smoothed: dict[str, float],
+    times: dict[str, float],
+    found: TimeRange | None,
+    settings: Settings,
+) -> list[tuple[str, float]]:
+    """The turns of ``times`` by smoothed score plus the time bonus, best first."""
     ranked = []
     for dia, t in times.items():
         s = smoothed[dia]
-        if found is not None:
+        if found is not None and settings.time_bonus:
             end = found.end if found.end is not None else float("inf")
             if found.contains(t):
                 s += settings.time_bonus
@@ -314,7 +380,7 @@ def recall_turns(
                 s += settings.time_bonus / 2
         ranked.append((dia, s))
     ranked.sort(key=lambda x: (-x[1], x[0]))
-    return ranked[:k]
+    return ranked
 
 
 def _smoothed(score: dict[str, float], settings: Settings) -> defaultdict[str, float]:
@@ -330,14 +396,19 @@ def _smoothed(score: dict[str, float], settings: Settings) -> defaultdict[str, f
     return smoothed
 
 
+def named_speakers(question: str, hits: list[Hit]) -> list[str]:
+    """The speakers of ``hits`` that ``question`` names (by first name, as a word)."""
+    names = sorted({str(s) for h in hits if (s := h.metadata.get("speaker"))})
+    return [s for s in names if re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE)]
+
+
 def speaker_bonus(
     score: defaultdict[str, float], question: str, hits: list[Hit], bonus: float
 ) -> None:
     """Add ``bonus`` to the turns spoken by the one speaker ``question`` names (by first
     name, as a word); nothing when it names none or several."""
     speakers = {h.metadata.get("dia_id"): h.metadata.get("speaker") for h in hits}
-    names = {s for s in speakers.values() if s}
-    named = [s for s in names if re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE)]
+    named = named_speakers(question, hits)
     if len(named) != 1:
         return
     for dia in list(score):
@@ -357,6 +428,25 @@ def session_share(score: defaultdict[str, float], share: float) -> None:
         return
     for dia in list(score):
         score[dia] += share * totals[session[dia]] / best
+
+
+def fit_turn_ranker(
+    convs: list[Conversation],
+    memory: Memory,
+    settings: Settings = Settings(),
+    c: float = 0.01,
+) -> TurnRanker:
+    """A ``TurnRanker`` fitted on the evidence of ``convs``' scored questions (already
+    ingested in ``memory``): each question's best ``settings.ranker_pool`` turns of the blend,
+    labelled 1 when they are evidence."""
+    todo, _ = _scored_questions(convs)
+    rows = []
+    for conv, q in todo:
+        found = turn_candidates(memory, conv.namespace, q.question, settings)
+        ids, x = turn_features(found, settings.ranker_pool)
+        if ids:
+            rows.append((x, np.asarray([float(d in q.evidence) for d in ids])))
+    return fit_ranker(rows, c)
 
 
 # -- scoring ---------------------------------------------------------------------------------
