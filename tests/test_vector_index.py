@@ -228,3 +228,20 @@ def test_keyword_segments_are_mapped_and_the_older_single_file_format_still_load
     old = {p: np.load(f"{stem}.{p}.npy") for p in ("ids", "lengths", "indptr", "indices", "data")}
     np.savez(f"{stem}.npz", shape=np.load(f"{stem}.shape.npy"), **old)
     assert again._load_segment(stem).postings.nnz == k.segments[0].postings.nnz
+
+
+def test_inverted_lists_place_every_row_once_by_its_nearest_centroid():
+    from engram.index.ivf import IvfLists, assign
+
+    x = clustered(3000)
+    ids = np.arange(1, 3001, dtype=np.int64) * 3
+    centroids = x[::300].copy()
+    parts = [(ids[:1000], x[:1000]), (ids[1000:2500], x[1000:2500]), (ids[2500:], x[2500:])]
+    lists = IvfLists.build(centroids, parts)
+    nearest = assign(centroids, x)
+    for lst in range(len(centroids)):
+        a, b = int(lists.offsets[lst]), int(lists.offsets[lst + 1])
+        got = lists.ids[a:b]
+        assert got.tolist() == ids[nearest == lst].tolist()  # ascending within a list
+        assert np.array_equal(lists.vectors[a:b], x[nearest == lst])
+    assert lists.offsets[-1] == len(ids) and lists.max_id == int(ids[-1])

@@ -80,23 +80,31 @@ class IvfLists:
     def build(
         cls, centroids: np.ndarray, parts: Iterable[tuple[np.ndarray, np.ndarray]]
     ) -> IvfLists:
-        """Lists over ``(ids, vectors)`` parts (ids ascending across parts)."""
+        """Lists over ``(ids, vectors)`` parts (ids ascending across parts). Each row is
+        copied once, straight to its place in the lists: the parts may be views of the
+        segments, and no stacked copy of them is made."""
         ids_l, vec_l, lists_l = [], [], []
         for ids, vecs in parts:
             if len(ids):
                 ids_l.append(np.asarray(ids, dtype=np.int64))
-                vec_l.append(np.asarray(vecs, dtype=np.float32))
-                lists_l.append(assign(centroids, vec_l[-1]))
+                vec_l.append(vecs)
+                lists_l.append(assign(centroids, vecs))
         dim = centroids.shape[1]
         if not ids_l:
             empty = np.zeros(len(centroids) + 1, dtype=np.int64)
             return cls(centroids, empty, np.zeros(0, np.int64), np.zeros((0, dim), np.float32))
         ids, lists = np.concatenate(ids_l), np.concatenate(lists_l)
         order = np.argsort(lists, kind="stable")  # stable: ids stay ascending within a list
-        vectors = np.concatenate(vec_l)
+        place = np.empty(len(order), dtype=np.int64)
+        place[order] = np.arange(len(order))  # where each row goes
+        vectors = np.empty((len(order), dim), dtype=np.float32)
+        start = 0
+        for vecs in vec_l:
+            vectors[place[start : start + len(vecs)]] = vecs
+            start += len(vecs)
         counts = np.bincount(lists, minlength=len(centroids))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(centroids, offsets, ids[order], vectors[order])
+        return cls(centroids, offsets, ids[order], vectors)
 
     def parts(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         """The rows as ``(ids, vectors)`` blocks, for extending."""

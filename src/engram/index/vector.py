@@ -103,10 +103,16 @@ class FlatVectorIndex(SegmentedIndex):
 
     # -- inverted lists -------------------------------------------------------------------
     def _live_parts(self, min_id: int = -1):
-        """``(ids, vectors)`` of the live rows with an id above ``min_id``, per segment."""
+        """``(ids, vectors)`` of the live rows with an id above ``min_id``, per segment (views
+        of the segment where none of those rows is deleted)."""
         for seg in self.segments:
             start = int(np.searchsorted(seg.ids, min_id, side="right"))
-            pos = start + np.flatnonzero(seg.alive[start:])
+            alive = seg.alive[start:]
+            if alive.all():
+                if start < len(seg.ids):
+                    yield seg.ids[start:], seg.vectors[start:]
+                continue
+            pos = start + np.flatnonzero(alive)
             if len(pos):
                 yield seg.ids[pos], np.asarray(seg.vectors[pos])
 

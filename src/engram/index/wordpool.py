@@ -20,6 +20,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -60,7 +61,10 @@ class WordPool:
         self._reader = threading.Thread(target=self._read, name="engram-words-in", daemon=True)
         self._reader.start()
         self._terms: list[str] = []  # every term seen, by the worker's number
-        self._order: dict[Future[tuple], int] = {}  # each batch's number, in submission order
+        # each batch's number, in submission order; held weakly, so a batch's counted terms
+        # go once its caller drops it (a pool outlives many loads)
+        self._order: weakref.WeakKeyDictionary[Future[tuple], int] = weakref.WeakKeyDictionary()
+        self._submitted = 0
         self._taken = 0  # batches whose new terms are in ``_terms``
         # per index: its vocabulary (ids hold while it is the same dictionary) and each term
         # number's id in it (-1: not in it yet)
@@ -68,7 +72,8 @@ class WordPool:
 
     def submit(self, texts: Sequence[str]) -> Future[tuple]:
         job: Future[tuple] = Future()
-        self._order[job] = len(self._order)
+        self._order[job] = self._submitted
+        self._submitted += 1
         self._pending.append(job)
         self._sender.submit(self._send, list(texts))
         return job
