@@ -245,3 +245,24 @@ def test_inverted_lists_place_every_row_once_by_its_nearest_centroid():
         assert got.tolist() == ids[nearest == lst].tolist()  # ascending within a list
         assert np.array_equal(lists.vectors[a:b], x[nearest == lst])
     assert lists.offsets[-1] == len(ids) and lists.max_id == int(ids[-1])
+
+
+def test_frozen_segments_keep_each_vector_with_its_id_in_any_arrival_order():
+    """Blocks arrive with ids out of order, within and across segments; freezing and merging
+    sort the rows by id and keep every vector with its own id."""
+    x = clustered(400)
+    idx = FlatVectorIndex(None, dim=32, ann="exact")
+    arrival = [np.arange(200, 300), np.arange(0, 100)[::-1], np.arange(300, 400)]
+    arrival.append(np.arange(100, 200))
+    for block in arrival:
+        idx.add_block(block + 1, x[block])
+        idx.freeze()
+    held = {}
+    for seg in idx.segments:
+        assert np.all(seg.ids[1:] > seg.ids[:-1])
+        held.update({int(i): np.asarray(v) for i, v in zip(seg.ids, seg.vectors, strict=True)})
+    assert sorted(held) == list(range(1, 401))
+    assert all(np.array_equal(held[i + 1], x[i]) for i in range(400))
+    q = x[123]
+    want = (np.argsort(-(x @ q), kind="stable")[:10] + 1).tolist()
+    assert [i for i, _ in idx.search(q, 10)] == want

@@ -40,6 +40,34 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return ids[order], scores[order]
 
 
+def _sorting(ids: np.ndarray) -> np.ndarray | None:
+    """The order that sorts ``ids``, or None when they are already ascending."""
+    if len(ids) < 2 or bool(np.all(ids[1:] >= ids[:-1])):
+        return None
+    return np.argsort(ids, kind="stable")
+
+
+def _stacked(blocks: list[Any], order: np.ndarray | None) -> np.ndarray:
+    """The rows of ``blocks`` as one float32 matrix, in ``order`` when given, each row copied
+    once. The list is emptied as its blocks are copied, so a block no one else holds is
+    freed before the next is read: a bulk load's vectors are in memory about once, not thrice
+    (blocks, stacked, reordered)."""
+    n = sum(len(b) for b in blocks)
+    out = np.empty((n, blocks[0].shape[1]), dtype=np.float32)
+    place = None
+    if order is not None:
+        place = np.empty(n, dtype=np.int64)
+        place[order] = np.arange(n)
+    start = 0
+    blocks.reverse()  # pop from the end
+    while blocks:
+        block = blocks.pop()
+        end = start + len(block)
+        out[slice(start, end) if place is None else place[start:end]] = block
+        start = end
+    return out
+
+
 class FlatVectorIndex(SegmentedIndex):
     """Cosine (inner product of unit vectors) search: exact, plus an approximate index at scale.
 
@@ -250,26 +278,24 @@ class FlatVectorIndex(SegmentedIndex):
         if not self._mem_ids:
             return
         ids = np.array(self._mem_ids, dtype=np.int64)
-        vecs = np.vstack(self._mem_vecs).astype(np.float32, copy=False)
-        order = np.argsort(ids, kind="stable")
-        ids, vecs = ids[order], vecs[order]
+        order = _sorting(ids)
+        blocks, self._mem_ids, self._mem_vecs = self._mem_vecs, [], []
+        vecs = _stacked(blocks, order)
+        ids = ids if order is None else ids[order]
         alive = ~mask_of(ids, self.deleted_ids())
         self.segments.append(VectorSegment(ids, vecs, alive))
         self.segment_names.append(None)
-        self._mem_ids, self._mem_vecs = [], []
         while len(self.segments) > 1 and 2 * len(self.segments[-1].ids) >= len(
             self.segments[-2].ids
         ):
             tail = self.segments[-2:]
             ids = np.concatenate([s.ids for s in tail])
-            order = np.argsort(ids, kind="stable")
-            self.segments[-2:] = [
-                VectorSegment(
-                    ids[order],
-                    np.concatenate([np.asarray(s.vectors) for s in tail])[order],
-                    np.concatenate([s.alive for s in tail])[order],
-                )
-            ]
+            alive = np.concatenate([s.alive for s in tail])
+            order = _sorting(ids)
+            if order is not None:
+                ids, alive = ids[order], alive[order]
+            vecs = _stacked([s.vectors for s in tail], order)
+            self.segments[-2:] = [VectorSegment(ids, vecs, alive)]
             self.segment_names[-2:] = [None]
 
     def _on_remove(self, ids: np.ndarray) -> None:
