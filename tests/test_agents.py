@@ -165,8 +165,9 @@ def test_recency_and_importance_scales():
 def test_recency_and_importance_change_the_order(make_memory):
     mem = make_memory()
     agent = AgentMemory(mem, "ana", clock=lambda: REF)
-    old = agent.remember("ana", "I adopted a grey cat named Pixel", time=day(-30), importance=9)
-    new = agent.remember("ana", "I adopted a grey cat named Pixel", time=day(-1), importance=2)
+    # two sessions: neither turn is in the other's window (agents/windows.py), so relevance ties
+    old = agent.remember("ana", "I adopted a grey cat named Pixel", day(-30), 1, importance=9)
+    new = agent.remember("ana", "I adopted a grey cat named Pixel", day(-1), 2, importance=2)
     recency_weighted = Weights(relevance=1, recency=1, importance=0)
     assert agent.recall("grey cat", k=2, weights=recency_weighted)[0].doc_id == new
     importance_first = Weights(relevance=1, recency=0.1, importance=1)

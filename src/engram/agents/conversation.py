@@ -23,6 +23,7 @@ from engram.agents.scoring import (
     model_importance,
     rescore,
 )
+from engram.agents.windows import WindowWeights, window_rank
 from engram.generate.base import Generator
 from engram.memory import DEFAULT_NAMESPACE, Memory, check_namespace, has_words
 from engram.store.filters import parse_where
@@ -32,6 +33,9 @@ from engram.turns import Turn
 from engram.types import Document, Hit
 
 TurnInput = Mapping[str, Any] | tuple[str, str]  # what remember_session accepts
+
+
+DEFAULT_WINDOW = WindowWeights()
 
 
 class AgentMemory:
@@ -44,6 +48,8 @@ class AgentMemory:
         generator: for model importance and reflection (default: ``memory.generator``).
         reflect_every: reflect automatically after this many new memories (default never).
         candidates: hits fetched from search before re-ranking.
+        window: how turns are scored by the turns around them (``agents/windows.py``);
+            ``None``: by the hybrid search's own fused score.
         clock: the current time (seconds since the epoch); replace it to replay history.
     """
 
@@ -59,6 +65,7 @@ class AgentMemory:
         reflect_every: int | None = None,
         candidates: int = 50,
         clock: Callable[[], float] = time.time,
+        window: WindowWeights | None = DEFAULT_WINDOW,
     ):
         if importance not in ("heuristic", "model"):
             raise ValueError(f"importance must be 'heuristic' or 'model', got {importance!r}")
@@ -71,6 +78,7 @@ class AgentMemory:
         self.reflect_every = reflect_every
         self.candidates = candidates
         self.clock = clock
+        self.window = window
         self._next_turn: int | None = None
         self._since_reflection = 0
 
@@ -217,7 +225,8 @@ class AgentMemory:
         parse_time: bool = True,
         weights: Weights | None = None,
     ) -> list[Hit]:
-        """Memories for ``query``, best first by the agent score (see ``scoring``).
+        """Memories for ``query``, best first by the agent score (see ``scoring``) over the
+        candidates that turn windows rank best (``windows``; ``window=None``: the search's own).
 
         ``since``/``until`` bound ``created_at``; a time phrase in the query ("yesterday",
         "last week", "in May 2023") is resolved against ``reference`` (default: the clock)
@@ -247,12 +256,16 @@ class AgentMemory:
             parts.append(user_where)
         if not has_words(query):  # "?" or "...": nothing to recall by
             return []
+        pool = self.window.pool if self.window is not None else None
         hits = self.memory.search(
             query,
-            k=max(k, self.candidates),
+            k=max(k, self.candidates, 2 * (pool or 0)),
             namespace=self.namespace,
             where={"$and": parts},
+            candidates=pool,
         )
+        if self.window is not None:  # the best by windows go on, as many as before
+            hits = window_rank(hits, self.window)[: max(k, self.candidates)]
         ranked = rescore(hits, now=ref, weights=weights or self.weights, half_life=self.half_life)
         return ranked[:k]
 

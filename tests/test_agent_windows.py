@@ -1,0 +1,94 @@
+"""Conversation recall by turn windows (``engram.agents.windows``): a reply is found by the
+words of the turns around it, on a real memory and on hand-made hits."""
+
+from __future__ import annotations
+
+import pytest
+
+from engram.agents import AgentMemory
+from engram.agents.windows import WindowWeights, window_rank, window_scores
+from engram.types import Hit
+
+T0 = 1_686_000_000.0
+
+
+def hit(i: int, keyword: float | None, vector: float, turn: int | None, session: int = 1) -> Hit:
+    scores: dict[str, float] = {"vector": vector, "vector_rank": i + 1}
+    if keyword is not None:
+        scores.update(keyword=keyword, keyword_rank=i + 1)
+    meta = {"kind": "turn", "session": session}
+    if turn is not None:
+        meta["turn"] = turn
+    return Hit(
+        id=i, doc_id=f"d{i}", text=f"t{i}", score=0.0, scores=scores, metadata=meta, created_at=T0
+    )
+
+
+def test_a_reply_gains_from_the_question_before_it():
+    question = hit(0, 9.0, 0.5, turn=10)
+    reply = hit(1, None, 0.4, turn=11)  # shares no word with the query
+    other = hit(2, None, 0.4, turn=30)  # as close by vector, far from any keyword match
+    lone = hit(3, 3.0, 0.1, turn=None)  # a memory that is not a numbered turn
+    scores = window_scores([question, reply, other, lone], WindowWeights())
+    assert scores[0] > scores[1] > scores[2]
+    assert scores[1] - scores[2] > 0.1  # window + a tenth of the question's score
+    plain = window_scores([question, reply, other, lone], WindowWeights(window=0, previous=0))
+    assert plain[1] == pytest.approx(plain[2])  # without windows the two tie
+    assert scores[3] > 0  # scored by its own legs
+
+
+def test_windows_stay_inside_a_session():
+    question = hit(0, 9.0, 0.5, turn=10, session=1)
+    next_session = hit(1, None, 0.4, turn=11, session=2)
+    other = hit(2, None, 0.4, turn=30, session=2)
+    scores = window_scores([question, next_session, other], WindowWeights())
+    assert scores[1] == pytest.approx(scores[2])
+
+
+def test_window_rank_keeps_each_legs_pool_and_records_the_score():
+    hits = [hit(i, 5.0 - i, 0.5, turn=i) for i in range(5)]
+    hits[4].scores.update(keyword_rank=9, vector_rank=9)
+    ranked = window_rank(hits, WindowWeights(pool=4))
+    assert {h.doc_id for h in ranked} == {"d0", "d1", "d2", "d3"}  # d4: beyond both pools
+    assert all(h.score == h.scores["window"] for h in ranked)
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(keyword=-1), dict(keyword=0, vector=0, window=0), dict(pool=0)]
+)
+def test_bad_window_weights_are_refused(bad):
+    with pytest.raises(ValueError):
+        WindowWeights(**bad)
+
+
+CHAT = [
+    ("Ana", "Morning! The coffee machine at work broke again."),
+    ("Ben", "Typical. Did anyone call the repair service?"),
+    ("Ana", "Where did you go on holiday in May?"),
+    ("Ben", "Lisbon, with my sister. We ate custard tarts every morning."),
+    ("Ana", "My cousin is planning a trip to Norway next year."),
+    ("Ben", "I finally fixed the bike's rear brake."),
+    ("Ana", "Holiday shopping always stresses me out."),
+    ("Ben", "The new season of the cooking show starts soon."),
+    ("Ana", "I love the lights in town during the holiday season."),
+    ("Ben", "Our team won the quiz night on Thursday."),
+]
+
+
+def test_agent_recall_finds_a_reply_by_the_question_before_it(make_memory):
+    mem = make_memory()
+    agent = AgentMemory(mem, "chat", clock=lambda: T0 + 3600)
+    ids = agent.remember_session(
+        [{"speaker": s, "text": t, "time": T0 + i} for i, (s, t) in enumerate(CHAT)], session=1
+    )
+    reply = ids[3]
+    query = "Where did Ben go on holiday?"
+
+    def place(window: WindowWeights | None) -> int:
+        agent.window = window
+        ranked = [h.doc_id for h in agent.recall(query, k=10)]
+        return ranked.index(reply)
+
+    with_windows, without = place(WindowWeights()), place(None)
+    assert with_windows <= 1 < without
