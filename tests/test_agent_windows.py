@@ -6,17 +6,19 @@ from __future__ import annotations
 import pytest
 
 from engram.agents import AgentMemory
-from engram.agents.windows import WindowWeights, window_rank, window_scores
+from engram.agents.windows import WindowWeights, named_speaker, window_rank, window_scores
 from engram.types import Hit
 
 T0 = 1_686_000_000.0
 
 
-def hit(i: int, keyword: float | None, vector: float, turn: int | None, session: int = 1) -> Hit:
+def hit(
+    i: int, keyword: float | None, vector: float, turn: int | None, session: int = 1, who: str = ""
+) -> Hit:
     scores: dict[str, float] = {"vector": vector, "vector_rank": i + 1}
     if keyword is not None:
         scores.update(keyword=keyword, keyword_rank=i + 1)
-    meta = {"kind": "turn", "session": session}
+    meta = {"kind": "turn", "session": session, "speaker": who or f"s{i}"}
     if turn is not None:
         meta["turn"] = turn
     return Hit(
@@ -54,8 +56,18 @@ def test_window_rank_keeps_each_legs_pool_and_records_the_score():
     assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
 
 
+def test_the_one_speaker_a_query_names_gains():
+    hits = [hit(0, 2.0, 0.5, 1, who="Ben"), hit(1, 2.0, 0.5, 20, who="Ana")]
+    assert named_speaker("What did Ben bake?", hits) == "Ben"
+    assert named_speaker("What did ben or Benny bake?", hits) is None  # as written, whole words
+    assert named_speaker("Did Ana and Ben bake?", hits) is None  # two: no bonus
+    named = window_scores(hits, WindowWeights(), "What did Ben bake?")
+    assert named[0] - named[1] == pytest.approx(WindowWeights().speaker)
+    assert window_scores(hits, WindowWeights(), "What was baked?") == [pytest.approx(named[1])] * 2
+
+
 @pytest.mark.parametrize(
-    "bad", [dict(keyword=-1), dict(keyword=0, vector=0, window=0), dict(pool=0)]
+    "bad", [dict(keyword=-1), dict(speaker=-0.1), dict(keyword=0, vector=0, window=0), dict(pool=0)]
 )
 def test_bad_window_weights_are_refused(bad):
     with pytest.raises(ValueError):

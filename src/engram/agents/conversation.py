@@ -265,7 +265,7 @@ class AgentMemory:
             candidates=pool,
         )
         if self.window is not None:  # the best by windows go on, as many as before
-            hits = window_rank(hits, self.window)[: max(k, self.candidates)]
+            hits = window_rank(hits, self.window, query)[: max(k, self.candidates)]
         ranked = rescore(hits, now=ref, weights=weights or self.weights, half_life=self.half_life)
         return ranked[:k]
 
