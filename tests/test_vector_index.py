@@ -266,3 +266,24 @@ def test_frozen_segments_keep_each_vector_with_its_id_in_any_arrival_order():
     q = x[123]
     want = (np.argsort(-(x @ q), kind="stable")[:10] + 1).tolist()
     assert [i for i, _ in idx.search(q, 10)] == want
+
+
+def test_a_save_leaves_the_vectors_in_their_files(tmp_path):
+    """After a save the segments and the inverted lists read their vectors from the files
+    written (as a reopened index does), so a bulk load's vectors leave the process's memory;
+    answers do not change."""
+    x = clustered(5000)
+    idx = FlatVectorIndex(tmp_path / "v", dim=32, ann="auto", ann_threshold=3000, ivf_nprobe=8)
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[:4000])])
+    idx.freeze()
+    assert not any(isinstance(s.vectors, np.memmap) for s in idx.segments)
+    before = [idx.search(q, 10, exact=True) for q in x[:20]]
+    idx.last_seq = 1
+    idx.save()
+    assert idx.ivf is not None and isinstance(idx.ivf.vectors, np.memmap)
+    assert all(isinstance(s.vectors, np.memmap) for s in idx.segments)
+    assert [idx.search(q, 10, exact=True) for q in x[:20]] == before
+    idx.add([(i + 1, "", v) for i, v in enumerate(x[4000:], start=4000)])
+    idx.last_seq = 2
+    idx.save()  # extends the lists from the mapped ones
+    assert len(idx.ivf) == 5000 and idx.search(x[4500], 1)[0][0] == 4501

@@ -130,12 +130,16 @@ class IvfLists:
 
     # -- files ---------------------------------------------------------------------------
     def save(self, folder: Path, name: str) -> list[str]:
+        """Write the lists, then map their ids and vectors from the files (as ``load`` does),
+        so the process no longer holds them in its own memory."""
         names = []
         for part, arr in zip(
             FILES, (self.centroids, self.offsets, self.ids, self.vectors), strict=True
         ):
             np.save(folder / f"{name}.{part}.npy", np.asarray(arr))
             names.append(f"{name}.{part}.npy")
+        self.ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r")
+        self.vectors = np.load(folder / f"{name}.vec.npy", mmap_mode="r")
         return names
 
     @classmethod

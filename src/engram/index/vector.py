@@ -381,8 +381,11 @@ class FlatVectorIndex(SegmentedIndex):
             self._hnsw_name, self._ids_name = graph, ids
 
     def _save_segment(self, seg: VectorSegment, stem: Path) -> None:
+        """Write the segment, then read its vectors from the file, as a reopened index does:
+        after a bulk load they leave the process's memory for the page cache."""
         np.save(str(stem) + ".ids.npy", seg.ids)
         np.save(str(stem) + ".vec.npy", np.asarray(seg.vectors))
+        seg.vectors = np.load(str(stem) + ".vec.npy", mmap_mode="r")
 
     def _load_segment(self, stem: Path) -> VectorSegment:
         ids = np.load(str(stem) + ".ids.npy")
