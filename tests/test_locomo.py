@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from engram.agents.cli import add_locomo_parser
+from engram.errors import EngramError
 from engram.evaluate.locomo import (
     Conversation,
     Question,
@@ -200,3 +201,28 @@ def test_recall_turns_and_answer_f1(locomo_file, make_memory):
     assert ranked[0][0] == "D1:3"
     plain = recall_turns(mem, "locomo-conv-t", "cello", k=3, settings=Settings(retrieval="plain"))
     assert plain[0][0] == "D1:3"
+
+
+def test_agent_retrieval_stores_and_recalls_through_agent_memory(locomo_file, make_memory):
+    """``--retrieval agent``: turns only, stored once through ``AgentMemory`` in their own
+    namespace and recalled by ``AgentMemory.recall``; views are not written."""
+    from engram.evaluate.locomo_agent import agent_namespace
+
+    mem = make_memory()
+    agent = Settings(retrieval="agent")
+    result = evaluate_locomo(locomo_file, memory=mem, settings=agent)
+    assert result["retrieval"] == "agent" and result["questions"] == 4
+    assert result["per_category"]["4"]["recall@5"] == 1.0  # the cello turn
+    namespace = agent_namespace("locomo-conv-t")
+    assert mem.store.count_documents(namespace) == len(SESSION_1) + len(SESSION_2)
+    assert not mem.namespace_exists("locomo-conv-t")  # no views
+    again = evaluate_locomo(locomo_file, memory=mem, settings=agent)
+    assert again == result  # nothing stored twice
+    assert mem.store.count_documents(namespace) == len(SESSION_1) + len(SESSION_2)
+    ranked = recall_turns(mem, "locomo-conv-t", "What did Ben eat in Lisbon?", 3, agent)
+    assert ranked[0][0] == "D2:3"
+    with pytest.raises(EngramError, match="--answers"):
+        evaluate_locomo(locomo_file, memory=mem, settings=agent, answer=True)
+    mem.delete(["turn-0"], namespace=namespace)
+    with pytest.raises(EngramError, match="13 of 14 turns"):
+        evaluate_locomo(locomo_file, memory=mem, settings=agent)

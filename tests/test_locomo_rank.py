@@ -12,7 +12,6 @@ from engram.errors import EngramError
 from engram.evaluate.locomo import (
     Settings,
     evaluate_locomo,
-    fit_turn_ranker,
     load_locomo,
     recall_turns,
     turn_candidates,
@@ -23,6 +22,7 @@ from engram.evaluate.locomo_rank import (
     Candidates,
     TurnRanker,
     fit_ranker,
+    fit_turn_ranker,
     rerank,
     turn_features,
 )

@@ -143,9 +143,10 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--retrieval",
         dest="locomo_retrieval",  # not the global --retrieval URL (where search runs)
-        choices=["views", "plain"],
+        choices=["views", "plain", "agent"],
         default="views",
-        help="views: turns + contexts + sentences (default); plain: hybrid search of turns",
+        help="views: turns + contexts + sentences (default); plain: hybrid search of turns; "
+        "agent: turns stored and recalled through AgentMemory (turn windows)",
     )
     p.add_argument(
         "--recall",

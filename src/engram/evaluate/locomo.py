@@ -17,7 +17,8 @@ in that range or in the two weeks after it gain a bonus. The best ``ranker_pool`
 that blend are then re-ordered by a learned linear ranker (``ranker="learned"``, the default;
 ``locomo_rank``: logistic regression over each turn's view scores and ranks, its neighbours,
 speaker, time, session, length and form, fitted on the evidence of ``locomo_dev5.json``).
-``retrieval="plain"`` is the baseline: hybrid search over the turns alone.
+``retrieval="plain"`` is the baseline: hybrid search over the turns alone; ``"agent"``
+stores and recalls the turns through ``AgentMemory`` (``locomo_agent``), as an agent would.
 """
 
 from __future__ import annotations
@@ -35,17 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engram.answer.citations import CITATION_MARKER
 from engram.errors import EngramError
+from engram.evaluate.locomo_agent import agent_turns, ingest_agent
 from engram.evaluate.locomo_rank import (
     DEFAULT_RANKER,
     Candidates,
     TurnRanker,
-    fit_ranker,
     rerank,
-    turn_features,
 )
 from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
@@ -170,7 +168,7 @@ def load_locomo(path: str | Path) -> list[Conversation]:
 class Settings:
     """How questions are matched to turns (see the module docstring)."""
 
-    retrieval: str = "views"  # views | plain
+    retrieval: str = "views"  # views | plain | agent
     alpha: float = 0.4  # weight of the sentence vectors
     before: int = 2  # context turns before a turn
     after: int = 1  # context turns after a turn
@@ -186,8 +184,8 @@ class Settings:
     ranker_pool: int = 100  # how many of the blend's best turns the ranker re-orders
 
     def __post_init__(self) -> None:
-        if self.retrieval not in ("views", "plain"):
-            raise EngramError(f"retrieval must be views or plain, got {self.retrieval!r}")
+        if self.retrieval not in ("views", "plain", "agent"):
+            raise EngramError(f"retrieval must be views, plain or agent, got {self.retrieval!r}")
         if self.ranker not in ("learned", "none"):
             raise EngramError(f"ranker must be learned or none, got {self.ranker!r}")
         if self.ranker_pool < 1:
@@ -238,6 +236,8 @@ def conversation_documents(conv: Conversation, settings: Settings = Settings()) 
 
 def ingest(memory: Memory, conv: Conversation, settings: Settings = Settings()) -> None:
     """Store ``conv`` in its namespace (documents already stored are skipped, not re-embedded)."""
+    if settings.retrieval == "agent":
+        return ingest_agent(memory, conv)
     memory.add_documents(conversation_documents(conv, settings), namespace=conv.namespace)
 
 
@@ -274,6 +274,8 @@ def recall_turns(
     the newest memory's time). With ``settings.ranker == "learned"`` the blend's best
     ``settings.ranker_pool`` turns are re-ordered by ``ranker`` (default ``DEFAULT_RANKER``).
     """
+    if settings.retrieval == "agent":
+        return agent_turns(memory, namespace, question, k)
     if settings.retrieval == "plain":
         hits = memory.search(question, k=k, namespace=namespace, where={"kind": "turn"})
         return [(h.metadata["dia_id"], h.score) for h in hits]
@@ -430,25 +432,6 @@ def session_share(score: defaultdict[str, float], share: float) -> None:
         score[dia] += share * totals[session[dia]] / best
 
 
-def fit_turn_ranker(
-    convs: list[Conversation],
-    memory: Memory,
-    settings: Settings = Settings(),
-    c: float = 0.01,
-) -> TurnRanker:
-    """A ``TurnRanker`` fitted on the evidence of ``convs``' scored questions (already
-    ingested in ``memory``): each question's best ``settings.ranker_pool`` turns of the blend,
-    labelled 1 when they are evidence."""
-    todo, _ = _scored_questions(convs)
-    rows = []
-    for conv, q in todo:
-        found = turn_candidates(memory, conv.namespace, q.question, settings)
-        ids, x = turn_features(found, settings.ranker_pool)
-        if ids:
-            rows.append((x, np.asarray([float(d in q.evidence) for d in ids])))
-    return fit_ranker(rows, c)
-
-
 # -- scoring ---------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
 
@@ -552,6 +535,10 @@ def evaluate_locomo(
     paper's metric; an abstention scores 0) and the share of abstentions are reported.
     Questions without evidence ids are skipped (counted in ``skipped``).
     """
+    if answer and settings.retrieval == "agent":
+        raise EngramError(
+            "--answers reads the views' turn documents: use --retrieval views or plain"
+        )
     todo, skipped = _scored_questions(load_locomo(path))
     if limit is not None:
         todo = spread_sample(todo, limit, seed)

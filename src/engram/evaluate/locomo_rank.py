@@ -8,17 +8,22 @@ did), whether it lies in the question's time range, its session's share of the s
 length, whether it shares an image and whether it asks a question. The weights are fitted
 (``fit_ranker``: L2-regularised logistic regression, Newton steps, numpy only) on evidence
 labels; ``DEFAULT_RANKER`` holds the weights fitted on the five conversations of
-``locomo_dev5.json`` (``locomo.fit_turn_ranker``).
+``locomo_dev5.json`` (``fit_turn_ranker``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engram.timeparse import TimeRange
+
+if TYPE_CHECKING:
+    from engram.evaluate.locomo import Conversation, Settings
+    from engram.memory import Memory
 
 VIEWS = ("turn_keyword", "context_keyword", "sentence_vector", "context_vector")
 FEATURES = (
@@ -169,6 +174,25 @@ def fit_ranker(
         tuple(w[:-1].round(6).tolist()),
         round(float(w[-1]), 6),
     )
+
+
+def fit_turn_ranker(
+    convs: list[Conversation], memory: Memory, settings: Settings | None = None, c: float = 0.01
+) -> TurnRanker:
+    """A ``TurnRanker`` fitted on the evidence of ``convs``' scored questions (already
+    ingested in ``memory``): each question's best ``settings.ranker_pool`` turns of the blend,
+    labelled 1 when they are evidence."""
+    from engram.evaluate.locomo import Settings, _scored_questions, turn_candidates  # its caller
+
+    settings = settings or Settings()
+    todo, _ = _scored_questions(convs)
+    rows = []
+    for conv, q in todo:
+        found = turn_candidates(memory, conv.namespace, q.question, settings)
+        ids, x = turn_features(found, settings.ranker_pool)
+        if ids:
+            rows.append((x, np.asarray([float(d in q.evidence) for d in ids])))
+    return fit_ranker(rows, c)
 
 
 # Fitted on the five conversations of locomo_dev5.json with c = 0.01 (the best of 0.003, 0.01,
