@@ -38,7 +38,6 @@ from typing import Any
 
 from engram.answer.citations import CITATION_MARKER
 from engram.errors import EngramError
-from engram.evaluate.locomo_agent import agent_turns, ingest_agent
 from engram.evaluate.locomo_rank import (
     DEFAULT_RANKER,
     Candidates,
@@ -236,7 +235,9 @@ def conversation_documents(conv: Conversation, settings: Settings = Settings()) 
 
 def ingest(memory: Memory, conv: Conversation, settings: Settings = Settings()) -> None:
     """Store ``conv`` in its namespace (documents already stored are skipped, not re-embedded)."""
-    if settings.retrieval == "agent":
+    if settings.retrieval == "agent":  # agent code is loaded only for this mode
+        from engram.evaluate.locomo_agent import ingest_agent
+
         return ingest_agent(memory, conv)
     memory.add_documents(conversation_documents(conv, settings), namespace=conv.namespace)
 
@@ -275,6 +276,8 @@ def recall_turns(
     ``settings.ranker_pool`` turns are re-ordered by ``ranker`` (default ``DEFAULT_RANKER``).
     """
     if settings.retrieval == "agent":
+        from engram.evaluate.locomo_agent import agent_turns
+
         return agent_turns(memory, namespace, question, k)
     if settings.retrieval == "plain":
         hits = memory.search(question, k=k, namespace=namespace, where={"kind": "turn"})
