@@ -50,6 +50,34 @@ def mask_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return mask
 
 
+def ascending_order(ids: np.ndarray) -> np.ndarray | None:
+    """The order that sorts ``ids``, or None when they are already ascending."""
+    if len(ids) < 2 or bool(np.all(ids[1:] >= ids[:-1])):
+        return None
+    return np.argsort(ids, kind="stable")
+
+
+def stack_rows(blocks: list[Any], order: np.ndarray | None) -> np.ndarray:
+    """The rows of ``blocks`` (matrices of one width) as one float32 matrix, in ``order`` when
+    given, each row copied once, straight to its place. The list is emptied as its blocks are
+    copied, so a block no one else holds is freed before the next is read: a bulk load's
+    vectors are in memory about once, not thrice (blocks, stacked, reordered)."""
+    n = sum(len(b) for b in blocks)
+    out = np.empty((n, blocks[0].shape[1]), dtype=np.float32)
+    place = None
+    if order is not None:
+        place = np.empty(n, dtype=np.int64)
+        place[order] = np.arange(n)
+    start = 0
+    blocks.reverse()  # pop from the end
+    while blocks:
+        block = blocks.pop()
+        end = start + len(block)
+        out[slice(start, end) if place is None else place[start:end]] = block
+        start = end
+    return out
+
+
 FORMAT = 2  # 2: every file carries a checksum in the manifest
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engram.index.base import stack_rows
+
 FILES = ("centroids", "offsets", "ids", "vec")
 BLOCK = 65_536
 
@@ -95,13 +97,7 @@ class IvfLists:
             return cls(centroids, empty, np.zeros(0, np.int64), np.zeros((0, dim), np.float32))
         ids, lists = np.concatenate(ids_l), np.concatenate(lists_l)
         order = np.argsort(lists, kind="stable")  # stable: ids stay ascending within a list
-        place = np.empty(len(order), dtype=np.int64)
-        place[order] = np.arange(len(order))  # where each row goes
-        vectors = np.empty((len(order), dim), dtype=np.float32)
-        start = 0
-        for vecs in vec_l:
-            vectors[place[start : start + len(vecs)]] = vecs
-            start += len(vecs)
+        vectors = stack_rows(vec_l, order)
         counts = np.bincount(lists, minlength=len(centroids))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return cls(centroids, offsets, ids[order], vectors)

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engram.index.analyzer import analyze, term_of, word_runs
-from engram.index.base import SegmentedIndex, mask_of, positions_of
+from engram.index.base import SegmentedIndex, ascending_order, mask_of, positions_of
 
 Counted = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # add_counted's arrays
 _WORD_MEMO = 1_000_000  # distinct tokens memoised (term ids), about 100 MB at most
@@ -176,10 +176,10 @@ class KeywordIndex(SegmentedIndex):
             shape=(len(self.vocab), n),
         )
         ids = np.array(self._mem_ids, dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
-        if not np.all(order == np.arange(n)):
-            ids, postings = ids[order], postings[:, order].tocsr()
-        lengths = np.array(self._mem_lens, dtype=np.float32)[order]
+        lengths = np.array(self._mem_lens, dtype=np.float32)
+        order = ascending_order(ids)
+        if order is not None:
+            ids, postings, lengths = ids[order], postings[:, order].tocsr(), lengths[order]
         alive = ~mask_of(ids, self.deleted_ids())
         self.segments.append(KeywordSegment(ids, lengths, postings, alive))
         self.segment_names.append(None)
@@ -228,8 +228,8 @@ class KeywordIndex(SegmentedIndex):
         postings = sp.hstack(mats).tocsr()
         lengths = np.concatenate([s.lengths for s in tail])
         alive = np.concatenate([s.alive for s in tail])
-        order = np.argsort(ids, kind="stable")
-        if not np.all(order[1:] > order[:-1]):
+        order = ascending_order(ids)
+        if order is not None:
             ids, postings = ids[order], postings[:, order].tocsr()
             lengths, alive = lengths[order], alive[order]
         self.segments[start:] = [KeywordSegment(ids, lengths, postings, alive)]

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from engram.index.base import SegmentedIndex, log, mask_of, positions_of
+from engram.index.base import (
+    SegmentedIndex,
+    ascending_order,
+    log,
+    mask_of,
+    positions_of,
+    stack_rows,
+)
 from engram.index.graph import LIBRARY as GRAPH_LIB
 from engram.index.graph import HnswGraph
 from engram.index.ivf import IvfLists, default_nlist, train
@@ -38,34 +45,6 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return ids[order], scores[order]
-
-
-def _sorting(ids: np.ndarray) -> np.ndarray | None:
-    """The order that sorts ``ids``, or None when they are already ascending."""
-    if len(ids) < 2 or bool(np.all(ids[1:] >= ids[:-1])):
-        return None
-    return np.argsort(ids, kind="stable")
-
-
-def _stacked(blocks: list[Any], order: np.ndarray | None) -> np.ndarray:
-    """The rows of ``blocks`` as one float32 matrix, in ``order`` when given, each row copied
-    once. The list is emptied as its blocks are copied, so a block no one else holds is
-    freed before the next is read: a bulk load's vectors are in memory about once, not thrice
-    (blocks, stacked, reordered)."""
-    n = sum(len(b) for b in blocks)
-    out = np.empty((n, blocks[0].shape[1]), dtype=np.float32)
-    place = None
-    if order is not None:
-        place = np.empty(n, dtype=np.int64)
-        place[order] = np.arange(n)
-    start = 0
-    blocks.reverse()  # pop from the end
-    while blocks:
-        block = blocks.pop()
-        end = start + len(block)
-        out[slice(start, end) if place is None else place[start:end]] = block
-        start = end
-    return out
 
 
 class FlatVectorIndex(SegmentedIndex):
@@ -278,9 +257,9 @@ class FlatVectorIndex(SegmentedIndex):
         if not self._mem_ids:
             return
         ids = np.array(self._mem_ids, dtype=np.int64)
-        order = _sorting(ids)
+        order = ascending_order(ids)
         blocks, self._mem_ids, self._mem_vecs = self._mem_vecs, [], []
-        vecs = _stacked(blocks, order)
+        vecs = stack_rows(blocks, order)
         ids = ids if order is None else ids[order]
         alive = ~mask_of(ids, self.deleted_ids())
         self.segments.append(VectorSegment(ids, vecs, alive))
@@ -291,10 +270,10 @@ class FlatVectorIndex(SegmentedIndex):
             tail = self.segments[-2:]
             ids = np.concatenate([s.ids for s in tail])
             alive = np.concatenate([s.alive for s in tail])
-            order = _sorting(ids)
+            order = ascending_order(ids)
             if order is not None:
                 ids, alive = ids[order], alive[order]
-            vecs = _stacked([s.vectors for s in tail], order)
+            vecs = stack_rows([s.vectors for s in tail], order)
             self.segments[-2:] = [VectorSegment(ids, vecs, alive)]
             self.segment_names[-2:] = [None]
 
