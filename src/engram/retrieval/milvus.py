@@ -33,6 +33,7 @@ import numpy as np
 from engram.config import Config
 from engram.errors import EmbeddingMismatchError, EngramError
 from engram.index.analyzer import analyze
+from engram.index.vector import top_k
 from engram.retrieval.base import EVERYTHING, NOTHING, Candidates, Scope, net_changes
 from engram.retrieval.milvus_filter import (
     FALSE,
@@ -418,9 +419,8 @@ class MilvusRetrieval:
         found, mat = self.store.chunk_vectors(ids.tolist())
         if not len(found):
             return []
-        scores = mat @ q
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [(int(found[i]), float(scores[i])) for i in top]
+        ids, scores = top_k(np.asarray(found, dtype=np.int64), mat @ q, n)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """From SQL, the source of truth (the same vectors Milvus holds)."""
