@@ -91,8 +91,7 @@ def documents(
     c = memory.config
     if not fused or not (c.doc_pool_decay or (c.doc_vector_weight and query_vector is not None)):
         return fused
-    rows = memory.store.hit_rows(list(fused))
-    doc_of = {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
+    doc_of = _documents_of(memory, list(fused))
     fused = pool_documents(fused, doc_of, c.doc_pool_decay)
     if c.doc_vector_weight and query_vector is not None:
         siblings = _document_chunks(memory, doc_of, scope)
@@ -111,8 +110,7 @@ def learned(
     ids = list(dict.fromkeys([cid for cid, _ in kw] + [cid for cid, _ in vec]))
     if not ids:
         return {}
-    rows = memory.store.hit_rows(ids)
-    doc_of = {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
+    doc_of = _documents_of(memory, ids)
     siblings = _document_chunks(memory, doc_of, scope) if c.learned_document_weight else {}
     vectors = memory.retrieval.vectors_for(list(set(siblings) | set(doc_of)))
     chunk_cos = cosines({cid: vectors[cid] for cid in doc_of if cid in vectors}, query_vector)
@@ -137,9 +135,14 @@ def _document_chunks(memory: Stages, doc_of: dict[int, Any], scope: Scope) -> di
         ids = memory.store.allowed_ids([namespace], {"doc_id": {"$in": sorted(keys)}})
         if isinstance(scope.resolved, np.ndarray):  # local backend: the allowed chunk ids
             ids = np.intersect1d(ids, scope.resolved)
-        rows = memory.store.hit_rows([int(i) for i in ids])
-        out.update({cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()})
+        out.update(_documents_of(memory, [int(i) for i in ids]))
     return out
+
+
+def _documents_of(memory: Stages, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The document, ``(namespace, key)``, of each stored chunk among ``ids``."""
+    rows = memory.store.hit_rows(ids)
+    return {cid: (r["namespace"], r["doc_id"]) for cid, r in rows.items()}
 
 
 def rerank(memory: Stages, query: str, hits: list[Hit]) -> list[Hit]:
