@@ -335,7 +335,7 @@ def turn_candidates(
             score[dia] += weights[view] * s
     seen = [*hits["turn_keyword"], *hits["context_keyword"], *hits["sentence_vector"]]
     named = named_speakers(question, seen)
-    if settings.speaker and len(named) == 1:
+    if settings.speaker:  # only when the question names exactly one of them
         speaker_bonus(score, question, seen, settings.speaker)
     if settings.session:
         session_share(score, settings.session)
