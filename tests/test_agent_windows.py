@@ -3,10 +3,19 @@ words of the turns around it, on a real memory and on hand-made hits."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from engram.agents import AgentMemory
-from engram.agents.windows import WindowWeights, named_speaker, window_rank, window_scores
+from engram.agents.turn_rank import FEATURES, turn_features
+from engram.agents.windows import (
+    WindowWeights,
+    named_speaker,
+    window_parts,
+    window_rank,
+    window_scores,
+)
+from engram.recall.linear import LinearRanker
 from engram.types import Hit
 
 T0 = 1_686_000_000.0
@@ -50,7 +59,7 @@ def test_windows_stay_inside_a_session():
 def test_window_rank_keeps_each_legs_pool_and_records_the_score():
     hits = [hit(i, 5.0 - i, 0.5, turn=i) for i in range(5)]
     hits[4].scores.update(keyword_rank=9, vector_rank=9)
-    ranked = window_rank(hits, WindowWeights(pool=4))
+    ranked = window_rank(hits, WindowWeights(pool=4, ranker=None))
     assert {h.doc_id for h in ranked} == {"d0", "d1", "d2", "d3"}  # d4: beyond both pools
     assert all(h.score == h.scores["window"] for h in ranked)
     assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
@@ -67,11 +76,54 @@ def test_the_one_speaker_a_query_names_gains():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(keyword=-1), dict(speaker=-0.1), dict(keyword=0, vector=0, window=0), dict(pool=0)]
+    "bad",
+    [
+        dict(keyword=-1),
+        dict(speaker=-0.1),
+        dict(keyword=0, vector=0, window=0),
+        dict(pool=0),
+        dict(ranked=-1),
+    ],
 )
 def test_bad_window_weights_are_refused(bad):
     with pytest.raises(ValueError):
         WindowWeights(**bad)
+
+
+def _only(feature: str, weight: float = 1.0) -> LinearRanker:
+    coef = tuple(weight if f == feature else 0.0 for f in FEATURES)
+    return LinearRanker((0.0,) * len(FEATURES), (1.0,) * len(FEATURES), coef)
+
+
+def test_the_ranker_reorders_the_best_by_window_score_and_keeps_the_rest_below():
+    hits = [hit(i, 5.0 - i, 0.5, turn=10 * i) for i in range(4)]
+    hits[3].text = "a much longer turn than the others, which the ranker prefers"
+    ranked = window_rank(hits, WindowWeights(ranker=_only("log_length"), ranked=3))
+    assert [h.doc_id for h in ranked] == ["d0", "d1", "d2", "d3"]  # d3 is not among the 3
+    hits = [hit(i, 5.0 - i, 0.5, turn=10 * i) for i in range(4)]
+    hits[2].text = "a much longer turn than the others, which the ranker prefers"
+    ranked = window_rank(hits, WindowWeights(ranker=_only("log_length"), ranked=3))
+    assert [h.doc_id for h in ranked] == ["d2", "d0", "d1", "d3"]
+    assert "ranker" in ranked[0].scores and "ranker" not in ranked[3].scores
+    assert ranked[3].score < min(h.score for h in ranked[:3])
+
+
+def test_turn_features_read_speaker_question_and_the_turn_before():
+    hits = [
+        hit(0, 4.0, 0.9, turn=5, who="Ben"),
+        hit(1, None, 0.2, turn=6, who="Ana"),
+        hit(2, 1.0, 0.1, turn=None),
+    ]
+    hits[1].text = "Ana: And where did you go?"
+    parts = window_parts(hits, WindowWeights(), "What did Ben say?")
+    x = dict(zip(FEATURES, turn_features([0, 1, 2], hits, parts).T, strict=True))
+    assert list(x["speaker_named"]) == [1.0, 0.0, 0.0]
+    assert list(x["speaker_other"]) == [0.0, 1.0, 1.0]
+    assert list(x["question"]) == [0.0, 1.0, 0.0]
+    assert x["previous"][1] == pytest.approx(parts.base[0]) and x["previous"][0] == 0.0
+    assert x["rank_keyword"][1] == 0.0 and x["rank_keyword"][0] == 1.0
+    assert x["score_rel"][0] == 0.0 and max(x["score_rel"]) == 0.0
+    assert x["log_length"][1] == pytest.approx(np.log(1 + len("And where did you go?")))
 
 
 CHAT = [

@@ -226,3 +226,20 @@ def test_agent_retrieval_stores_and_recalls_through_agent_memory(locomo_file, ma
     mem.delete(["turn-0"], namespace=namespace)
     with pytest.raises(EngramError, match="13 of 14 turns"):
         evaluate_locomo(locomo_file, memory=mem, settings=agent)
+
+
+def test_the_agent_turn_ranker_is_fitted_on_the_evidence(locomo_file, make_memory):
+    """``fit_agent_ranker`` labels each question's candidates by its evidence: refitted on the
+    tiny conversation, a ranker that prefers evidence ranks every evidence turn first."""
+    from engram.agents.turn_rank import FEATURES
+    from engram.agents.windows import WindowWeights
+    from engram.evaluate.locomo_agent import agent_turns, fit_agent_ranker
+
+    mem = make_memory()
+    ranker = fit_agent_ranker(mem, load_locomo(locomo_file), c=10.0)
+    assert len(ranker.coef) == len(FEATURES) and any(ranker.coef)
+    cello = "What instrument did Ana start learning?"
+    window = WindowWeights(ranker=ranker)
+    assert agent_turns(mem, "locomo-conv-t", cello, 3, window)[0][0] == "D1:3"
+    lisbon = agent_turns(mem, "locomo-conv-t", "When did Ben go to Lisbon?", 3, window)
+    assert lisbon[0][0] == "D2:3"

@@ -85,7 +85,7 @@ def test_fit_ranker_learns_which_feature_marks_evidence():
     weights = dict(zip(FEATURES, ranker.coef, strict=True))
     assert max(weights, key=lambda f: abs(weights[f])) == "log_length"
     assert weights["log_length"] > 0
-    with pytest.raises(ValueError, match="both evidence and other turns"):
+    with pytest.raises(ValueError, match="both relevant and other"):
         fit_ranker([(rows[0][0], np.zeros(20))])
 
 

@@ -276,9 +276,9 @@ def recall_turns(
     ``settings.ranker_pool`` turns are re-ordered by ``ranker`` (default ``DEFAULT_RANKER``).
     """
     if settings.retrieval == "agent":
-        from engram.evaluate.locomo_agent import agent_turns
+        from engram.evaluate.locomo_agent import agent_turns, agent_window
 
-        return agent_turns(memory, namespace, question, k)
+        return agent_turns(memory, namespace, question, k, agent_window(settings))
     if settings.retrieval == "plain":
         hits = memory.search(question, k=k, namespace=namespace, where={"kind": "turn"})
         return [(h.metadata["dia_id"], h.score) for h in hits]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engram.recall.linear import LinearRanker, fit_logistic
 from engram.timeparse import TimeRange
 
 if TYPE_CHECKING:
@@ -45,21 +46,12 @@ FEATURES = (
 
 
 @dataclass(frozen=True)
-class TurnRanker:
+class TurnRanker(LinearRanker):
     """A linear score over ``FEATURES``, standardised by ``mean`` and ``scale``."""
-
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float = 0.0
 
     def __post_init__(self) -> None:
         if not len(self.mean) == len(self.scale) == len(self.coef) == len(FEATURES):
             raise ValueError(f"a TurnRanker needs {len(FEATURES)} values per field")
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return np.asarray(z @ np.asarray(self.coef) + self.intercept)
 
 
 @dataclass
@@ -145,35 +137,8 @@ def rerank(c: Candidates, ranker: TurnRanker, pool: int) -> list[tuple[str, floa
 def fit_ranker(
     rows: list[tuple[np.ndarray, np.ndarray]], c: float = 0.01, steps: int = 50
 ) -> TurnRanker:
-    """Logistic regression of the labels (1: an evidence turn) on standardised features,
-    minimising ``0.5 * |w|^2 + c * logloss`` (the intercept is not penalised) by Newton steps.
-
-    ``rows`` holds each question's ``(features, labels)``.
-    """
-    x = np.vstack([f for f, _ in rows])
-    y = np.concatenate([lab for _, lab in rows]).astype(np.float64)
-    if not len(y) or y.min() == y.max():
-        raise ValueError("fitting a ranker needs both evidence and other turns")
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    penalty = np.ones(z.shape[1]) / c
-    penalty[-1] = 0.0
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(z @ w)))
-        grad = z.T @ (p - y) + penalty * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return TurnRanker(
-        tuple(mean.round(6).tolist()),
-        tuple(scale.round(6).tolist()),
-        tuple(w[:-1].round(6).tolist()),
-        round(float(w[-1]), 6),
-    )
+    """``fit_logistic`` over each question's ``(features, labels)`` (1: an evidence turn)."""
+    return fit_logistic(rows, c, steps, cls=TurnRanker)
 
 
 def fit_turn_ranker(
@@ -220,9 +185,4 @@ _FITTED = {
     "caption": (0.256289, 0.436584, -0.049429),
     "question": (0.261618, 0.439516, -0.310337),
 }
-DEFAULT_RANKER = TurnRanker(
-    mean=tuple(_FITTED[f][0] for f in FEATURES),
-    scale=tuple(_FITTED[f][1] for f in FEATURES),
-    coef=tuple(_FITTED[f][2] for f in FEATURES),
-    intercept=-5.782566,
-)
+DEFAULT_RANKER = TurnRanker.from_table(FEATURES, _FITTED, intercept=-5.782566)
