@@ -91,13 +91,33 @@ def test_document_pooling_and_vectors_in_search(make_memory):
     assert best_long > max(h.score for h in base if h.doc_id == "long")
 
 
-def test_rerank_with_the_local_model(make_memory, generator):
-    mem = make_memory(generator=generator, rerank_top=3, rerank_weight=0.5)
+@pytest.mark.parametrize("score", ["likelihood", "yesno"])
+def test_rerank_with_the_local_model(make_memory, generator, score):
+    mem = make_memory(generator=generator, rerank_top=3, rerank_weight=0.5, rerank_score=score)
     mem.add(DOCS)
     hits = mem.search("Why does a cat purr?", k=4)
     assert mem.last_rerank_seconds > 0
     assert all("rerank" in h.scores for h in hits[:3]) and "rerank" not in hits[3].scores
     assert [h.score for h in hits[:3]] == sorted((h.score for h in hits[:3]), reverse=True)
+    if score == "likelihood":  # a mean log-probability per query token
+        assert all(h.scores["rerank"] < 0 for h in hits[:3])
+
+
+def test_query_likelihood_prefers_the_passage_the_query_was_written_for(generator):
+    from engram.recall.rerank import lm_likelihood
+
+    query = "why do cats purr"
+    passages = [
+        "Cats purr when they are content, and also to soothe themselves when hurt.",
+        "The stock market closed lower on Tuesday after weak earnings reports.",
+    ]
+    on_topic, off_topic = lm_likelihood(generator, query, passages)
+    assert on_topic > off_topic
+
+
+def test_an_unknown_rerank_score_is_refused(make_memory):
+    with pytest.raises(EngramError, match="unknown rerank_score 'magic'"):
+        make_memory(rerank_score="magic")
 
 
 def test_config_pairs_refuses_unknown_settings():

@@ -41,7 +41,8 @@ class Config:
     rm3_weight: float = 0.3  # weight of the expansion query's BM25 scores
     rocchio_weight: float = 0.0  # Rocchio: query vector + weight * mean of top vectors
     rerank_top: int = 0  # hits the local model rescores (0: off)
-    rerank_weight: float = 0.5  # weight of its normalised yes/no score
+    rerank_weight: float = 0.5  # weight of its normalised score
+    rerank_score: str = "likelihood"  # likelihood (of the query given the passage) | yesno
     # models
     embedder: str | None = None  # None: the store's recorded embedder, else "onnx"
     embedder_options: dict[str, Any] = field(default_factory=dict)

@@ -20,8 +20,8 @@ from engram.index.vector import FlatVectorIndex
 from engram.ingest.bulk import batch_size, load_batches
 from engram.ingest.report import AddReport
 from engram.ingest.writer import DocumentWriter, vector_rows
-from engram.recall import MODES, EvidenceFloor, Recaller, RecallSettings
-from engram.recall.settings import check_keyword_scope
+from engram.recall import EvidenceFloor, Recaller, RecallSettings
+from engram.recall.settings import check_recall_config
 from engram.retrieval import Retrieval, chosen_url, open_retrieval
 from engram.retrieval.local import LocalRetrieval
 from engram.store import open_store
@@ -69,9 +69,7 @@ class Memory:
         **options: Any,
     ):
         self.config = (config or Config()).replace(**options) if options else (config or Config())
-        if self.config.mode not in MODES:
-            raise EngramError(f"unknown mode {self.config.mode!r}; use one of {MODES}")
-        check_keyword_scope(self.config.keyword_scope, self.config.title_weight)
+        check_recall_config(self.config)
         self.path = str(path)
         self.store = open_store(self.path, create=create)
         try:

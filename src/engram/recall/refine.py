@@ -150,6 +150,8 @@ def rerank(memory: Stages, query: str, hits: list[Hit]) -> list[Hit]:
     c = memory.config
     if c.rerank_top <= 1 or len(hits) < 2:
         return hits
-    out, spent = rerank_hits(memory.generator, query, hits, c.rerank_top, c.rerank_weight)
+    out, spent = rerank_hits(
+        memory.generator, query, hits, c.rerank_top, c.rerank_weight, c.rerank_score
+    )
     memory.last_rerank_seconds = spent
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from engram.config import Config
 from engram.errors import EngramError
 from engram.recall.fusion import FUSIONS
+from engram.recall.rerank import check_rerank_score
 
 MODES = ("hybrid", "keyword", "vector")
 KEYWORD_SCOPES = ("auto", "chunk", "document")
@@ -30,6 +31,13 @@ def check_keyword_scope(scope: str, title_weight: float) -> tuple[str, float]:
     if not number or not 0.0 <= title_weight < float("inf"):
         raise EngramError(f"title_weight must be a number >= 0, got {title_weight!r}")
     return scope, float(title_weight)
+
+
+def check_recall_config(config: Config) -> None:
+    """``config``'s recall settings checked, with a one-line error for a bad value."""
+    check_mode(config.mode)
+    check_keyword_scope(config.keyword_scope, config.title_weight)
+    check_rerank_score(config.rerank_score)
 
 
 def check_learned_weights(config: Config) -> None:
