@@ -154,3 +154,32 @@ def test_eval_beir_takes_recall_settings(tmp_path, monkeypatch, capsys):
     assert plain["recall@10"] == 0.0 and expanded["recall@10"] == 1.0
     assert main([*argv, "--recall", "no_such=1"]) == 1
     assert "unknown setting(s) no_such" in capsys.readouterr().err
+
+
+def test_rerank_reads_one_passage_per_document():
+    """Chunks of one document among the top are read together, once, in stored order, and
+    share its score; the model's preferred document moves up."""
+    from types import SimpleNamespace
+
+    from engram.recall.rerank import rerank_hits
+    from engram.types import Hit
+
+    prompts: list[str] = []
+
+    class Scorer:
+        def reply_logprobs(self, messages, replies):
+            prompts.append(messages[0]["content"])
+            liked = "tea" in messages[0]["content"]
+            return [SimpleNamespace(tokens=[-0.5 if liked else -3.0] * 2)]
+
+    hits = [
+        Hit(id=7, text="second half", score=0.9, doc_id="a", title="A"),
+        Hit(id=3, text="about coffee", score=0.8, doc_id="b"),
+        Hit(id=6, text="first half", score=0.7, doc_id="a", title="A"),
+        Hit(id=9, text="about tea", score=0.6, doc_id="c"),
+        Hit(id=1, text="not read", score=0.1, doc_id="d"),
+    ]
+    ranked, _ = rerank_hits(Scorer(), "tea", hits, top=4, weight=2.0)
+    assert len(prompts) == 3 and "A\nfirst half second half" in prompts[0]
+    assert ranked[0].doc_id == "c" and ranked[-1].doc_id == "d"
+    assert hits[0].scores["rerank"] == hits[2].scores["rerank"] == -3.0

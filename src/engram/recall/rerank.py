@@ -1,8 +1,9 @@
 """Reranking the top candidates with the bundled language model used as a scorer.
 
-For each of the ``top`` best hits the model reads the passage and scores it one of two ways
-(``Config.rerank_score``), one forward pass per passage through the local generator's
-``reply_logprobs``:
+The ``top`` best hits are read as one passage per document (its title and its chunks among
+them, in stored order; each of its chunks gets the document's score). The model reads each
+passage and scores it one of two ways (``Config.rerank_score``), one forward pass per passage
+through the local generator's ``reply_logprobs``:
 
 - ``likelihood`` (default): the query's likelihood given the passage, the mean log-probability
   of the query's tokens as the reply to "write a search query that this passage answers"
@@ -75,6 +76,19 @@ def _minmax(values: list[float]) -> list[float]:
     return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in values]
 
 
+def _passages(head: list[Hit]) -> dict[str, str]:
+    """One passage per document among ``head``: its title and those of its chunks that are
+    in ``head``, in the order they were stored."""
+    chunks: dict[str, list[Hit]] = {}
+    for h in head:
+        chunks.setdefault(h.doc_id, []).append(h)
+    out = {}
+    for doc, hs in chunks.items():
+        text = " ".join(h.text for h in sorted(hs, key=lambda h: h.id))
+        out[doc] = f"{hs[0].title}\n{text}" if hs[0].title else text
+    return out
+
+
 def rerank_hits(
     generator: Any,
     query: str,
@@ -89,8 +103,10 @@ def rerank_hits(
     if len(head) < 2 or not weight:
         return hits, 0.0
     start = time.perf_counter()
-    lm = lm_score(generator, query, [f"{h.title}\n{h.text}" if h.title else h.text for h in head])
+    documents = _passages(head)
+    by_doc = dict(zip(documents, lm_score(generator, query, list(documents.values())), strict=True))
     spent = time.perf_counter() - start
+    lm = [by_doc[h.doc_id] for h in head]
     fused = _minmax([h.score for h in head])
     for h, f, s, raw in zip(head, fused, _minmax(lm), lm, strict=True):
         h.scores["rerank"] = raw
