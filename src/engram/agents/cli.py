@@ -146,7 +146,8 @@ def add_locomo_parser(eval_subparsers: Any) -> argparse.ArgumentParser:
         choices=["views", "plain", "agent"],
         default="views",
         help="views: turns + contexts + sentences (default); plain: hybrid search of turns; "
-        "agent: turns stored and recalled through AgentMemory (turn windows)",
+        "agent: turns stored and recalled through AgentMemory (turn windows and its turn "
+        "ranker; --recall ranker=none: windows alone)",
     )
     p.add_argument(
         "--recall",
