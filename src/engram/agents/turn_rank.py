@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from engram.recall.fusion import minmax
 from engram.recall.linear import LinearRanker
 from engram.turns import spoken_text
 from engram.types import Hit
@@ -53,8 +54,7 @@ def _session_shares(head: list[int], hits: Sequence[Hit], scores: list[float]) -
     sums: defaultdict[Any, float] = defaultdict(float)
     for i in head:
         sums[hits[i].metadata.get("session")] += max(scores[i], 0.0)
-    lo, hi = min(sums.values()), max(sums.values())
-    return {s: (v - lo) / (hi - lo) if hi > lo else 1.0 for s, v in sums.items()}
+    return minmax(list(sums.items()))
 
 
 def _keyword_ranks(hits: Sequence[Hit]) -> dict[int, int]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engram.agents.turn_rank import DEFAULT_TURN_RANKER, Scorer, rank_turns
+from engram.recall.fusion import minmax
 from engram.types import Hit
 
 Position = tuple[Any, int]  # (session, running turn index)
@@ -51,13 +52,6 @@ class WindowWeights:
             raise ValueError(f"the ranked count must be >= 0, got {self.ranked}")
         if self.pool < 1:
             raise ValueError(f"the window pool must be at least 1, got {self.pool}")
-
-
-def _normalised(scores: dict[int, float]) -> dict[int, float]:
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    return {i: (s - lo) / (hi - lo) if hi > lo else 1.0 for i, s in scores.items()}
 
 
 def _position(hit: Hit) -> Position | None:
@@ -92,7 +86,6 @@ def named_speaker(query: str, hits: Sequence[Hit]) -> str | None:
 class WindowParts:
     """The parts of each hit's window score, by the hit's index (see ``window_parts``)."""
 
-    keyword: dict[int, float]  # own BM25, normalised
     vector: dict[int, float]  # own cosine, normalised
     window: dict[int, float]  # BM25 summed over the window, normalised
     base: dict[int, float]  # their weighted sum, before neighbours and speaker
@@ -112,7 +105,7 @@ def window_parts(hits: Sequence[Hit], weights: WindowWeights, query: str = "") -
         windowed[i] = sum(keyword.get(j, 0.0) for j in near if j is not None)
     for i in keyword.keys() - windowed.keys():  # not a numbered turn: its own score
         windowed[i] = keyword[i]
-    own, cosine, window = _normalised(keyword), _normalised(vector), _normalised(windowed)
+    own, cosine, window = (minmax(list(leg.items())) for leg in (keyword, vector, windowed))
     base: defaultdict[int, float] = defaultdict(float)
     for leg, weight in ((own, weights.keyword), (cosine, weights.vector), (window, weights.window)):
         for i, s in leg.items():
@@ -128,7 +121,7 @@ def window_parts(hits: Sequence[Hit], weights: WindowWeights, query: str = "") -
         if speaker is not None and h.metadata.get("speaker") == speaker:
             score[i] = score.get(i, 0.0) + weights.speaker
     scores = [score.get(i, 0.0) for i in range(len(hits))]
-    return WindowParts(own, cosine, window, dict(base), at, speaker, scores)
+    return WindowParts(cosine, window, dict(base), at, speaker, scores)
 
 
 def window_scores(hits: Sequence[Hit], weights: WindowWeights, query: str = "") -> list[float]:
