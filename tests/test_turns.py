@@ -10,8 +10,8 @@ from engram.agents import AgentMemory
 from engram.export import turn_pairs
 from engram.identity import content_hash
 from engram.server.service import MemoryService, turn_document
-from engram.turns import Turn, spoken_text, turn_key
-from engram.types import Document
+from engram.turns import Turn, speakers_named, spoken_text, turn_key
+from engram.types import Document, Hit
 
 
 def test_turn_document_and_keys():
@@ -28,6 +28,16 @@ def test_turn_document_and_keys():
     assert posted.source == "conversation" and posted.metadata == {"kind": "turn", "speaker": "bob"}
     assert spoken_text(doc.text, "ana") == "I moved to Lisbon."
     assert spoken_text("no prefix", "ana") == "no prefix"
+
+
+def test_speakers_named_as_whole_words():
+    hits = [
+        Hit(id=i, text="", score=0.0, metadata={"speaker": s})
+        for i, s in enumerate(["Ben", "Ana", "Ben", "Jo"])
+    ] + [Hit(id=9, text="", score=0.0)]
+    assert speakers_named("What did Ben and Ana bake?", hits) == ["Ana", "Ben"]
+    assert speakers_named("what did ben bake with Benny or Jon?", hits) == []
+    assert speakers_named("what did ben bake with Benny or Jon?", hits, ignore_case=True) == ["Ben"]
 
 
 def test_agents_and_server_store_the_same_shape(make_memory):

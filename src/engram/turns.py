@@ -14,11 +14,13 @@ of the same parts, the agents' ``turn-<n>``; both are found as they are.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engram.identity import content_hash
-from engram.types import Document
+from engram.types import Document, Hit
 
 KIND = "turn"
 
@@ -41,6 +43,14 @@ def spoken_text(document_text: str, speaker: str) -> str:
         if speaker and document_text.startswith(prefix)
         else (document_text)
     )
+
+
+def speakers_named(query: str, hits: Iterable[Hit], *, ignore_case: bool = False) -> list[str]:
+    """The speakers of ``hits`` (their ``speaker`` metadata) that ``query`` names as a whole
+    word, sorted; as written unless ``ignore_case``."""
+    speakers = sorted({str(s) for h in hits if (s := h.metadata.get("speaker"))})
+    flags = re.IGNORECASE if ignore_case else 0
+    return [s for s in speakers if re.search(rf"(?<!\w){re.escape(s)}(?!\w)", query, flags)]
 
 
 @dataclass

@@ -17,7 +17,6 @@ turn ranker (``turn_rank``) over the best 100 then takes it to 0.740 (0.723 with
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 from engram.agents.turn_rank import DEFAULT_TURN_RANKER, Scorer, rank_turns
 from engram.recall.fusion import minmax
+from engram.turns import speakers_named
 from engram.types import Hit
 
 Position = tuple[Any, int]  # (session, running turn index)
@@ -77,9 +77,8 @@ def _in_pool(hit: Hit, pool: int) -> bool:
 def named_speaker(query: str, hits: Sequence[Hit]) -> str | None:
     """The one speaker of ``hits`` that ``query`` names as a word, as written, else None
     (case counts: "Ben" is not named by "ben")."""
-    speakers = {str(h.metadata["speaker"]) for h in hits if h.metadata.get("speaker")}
-    named = {s for s in speakers if re.search(rf"(?<!\w){re.escape(s)}(?!\w)", query)}
-    return named.pop() if len(named) == 1 else None
+    named = speakers_named(query, hits)
+    return named[0] if len(named) == 1 else None
 
 
 @dataclass

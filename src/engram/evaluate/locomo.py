@@ -48,6 +48,7 @@ from engram.ingest.chunking import split_sentences
 from engram.memory import Memory
 from engram.stored import iter_documents, latest_time
 from engram.timeparse import TimeRange, parse_time_range
+from engram.turns import speakers_named
 from engram.types import Document, Hit
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -334,7 +335,7 @@ def turn_candidates(
         for dia, s in part.items():
             score[dia] += weights[view] * s
     seen = [*hits["turn_keyword"], *hits["context_keyword"], *hits["sentence_vector"]]
-    named = named_speakers(question, seen)
+    named = speakers_named(question, seen, ignore_case=True)
     if settings.speaker:  # only when the question names exactly one of them
         speaker_bonus(score, question, seen, settings.speaker)
     if settings.session:
@@ -401,19 +402,13 @@ def _smoothed(score: dict[str, float], settings: Settings) -> defaultdict[str, f
     return smoothed
 
 
-def named_speakers(question: str, hits: list[Hit]) -> list[str]:
-    """The speakers of ``hits`` that ``question`` names (by first name, as a word)."""
-    names = sorted({str(s) for h in hits if (s := h.metadata.get("speaker"))})
-    return [s for s in names if re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE)]
-
-
 def speaker_bonus(
     score: defaultdict[str, float], question: str, hits: list[Hit], bonus: float
 ) -> None:
     """Add ``bonus`` to the turns spoken by the one speaker ``question`` names (by first
     name, as a word); nothing when it names none or several."""
     speakers = {h.metadata.get("dia_id"): h.metadata.get("speaker") for h in hits}
-    named = named_speakers(question, hits)
+    named = speakers_named(question, hits, ignore_case=True)
     if len(named) != 1:
         return
     for dia in list(score):

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from engram.errors import EngramError
+from engram.recall.fusion import minmax
 from engram.types import Hit
 
 PROMPT = (
@@ -72,8 +73,8 @@ def lm_likelihood(generator: Any, query: str, passages: list[str]) -> list[float
 
 
 def _minmax(values: list[float]) -> list[float]:
-    lo, hi = min(values), max(values)
-    return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in values]
+    scaled = minmax(list(enumerate(values)))
+    return [scaled[i] for i in range(len(values))]
 
 
 def _passages(head: list[Hit]) -> dict[str, str]:
